@@ -1,0 +1,139 @@
+// The chunk loops, written once over a vector-traits type V and instantiated by each ISA's file
+// with its own traits (so each instantiation is compiled with that ISA's flags). V provides:
+//   S (storage element), R (register), W (lanes), load/load_part/store/store_part (part: the
+//   first n < W lanes, zero-filled on load), zero/set1/add/mul/fma(a,b,c)=a*b+c/abs,
+//   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double.
+// Traits types live in anonymous namespaces, which gives every instantiation internal linkage.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+
+namespace fp::cpu::loops {
+
+template <class V>
+static ChunkSums value_chunk(const void* wp, int64_t n) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const auto* w = static_cast<const typename V::S*>(wp);
+  R a0 = V::zero(), a1 = V::zero(), q0 = V::zero(), q1 = V::zero();
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    R x = V::load(w + i), y = V::load(w + i + W);
+    a0 = V::add(a0, V::abs(x));
+    q0 = V::fma(x, x, q0);
+    a1 = V::add(a1, V::abs(y));
+    q1 = V::fma(y, y, q1);
+  }
+  for (; i < n; i += W) {
+    R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
+    a0 = V::add(a0, V::abs(x));
+    q0 = V::fma(x, x, q0);
+  }
+  return {V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))};
+}
+
+template <class V, bool L1, bool L2>
+static typename V::R grad_term(typename V::R x, typename V::R l1, typename V::R two_l2) {
+  if (L1 && L2) return V::fma(two_l2, x, V::scaled_sign(x, l1));
+  if (L1) return V::scaled_sign(x, l1);
+  return V::mul(two_l2, x);
+}
+
+// One pass: reads w and g, writes g (+)= grad(w), and sums |w| and w^2 on the way.
+template <class V, bool L1, bool L2, bool ACCUMULATE>
+static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
+  using R = typename V::R;
+  using C = typename V::C;
+  constexpr int W = V::W;
+  const auto* w = static_cast<const typename V::S*>(wp);
+  auto* g = static_cast<typename V::S*>(gp);
+  const R l1 = V::set1(C(l1d)), two_l2 = V::set1(C(2.0 * l2d));
+  R a0 = V::zero(), q0 = V::zero();
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    R x = V::load(w + i);
+    R t = grad_term<V, L1, L2>(x, l1, two_l2);
+    V::store(g + i, ACCUMULATE ? V::add(V::load(g + i), t) : t);
+    a0 = V::add(a0, V::abs(x));
+    q0 = V::fma(x, x, q0);
+  }
+  if (i < n) {
+    const int m = int(n - i);
+    R x = V::load_part(w + i, m);
+    R t = grad_term<V, L1, L2>(x, l1, two_l2);
+    V::store_part(g + i, ACCUMULATE ? V::add(V::load_part(g + i, m), t) : t, m);
+    a0 = V::add(a0, V::abs(x));
+    q0 = V::fma(x, x, q0);
+  }
+  return {V::hsum(a0), V::hsum(q0)};
+}
+
+template <class V>
+static ChunkSums accumulate_chunk(const void* w, void* g, int64_t n, double l1, double l2) {
+  if (l1 != 0.0 && l2 != 0.0) return fused_chunk<V, true, true, true>(w, g, n, l1, l2);
+  if (l1 != 0.0) return fused_chunk<V, true, false, true>(w, g, n, l1, l2);
+  if (l2 != 0.0) return fused_chunk<V, false, true, true>(w, g, n, l1, l2);
+  return value_chunk<V>(w, n);
+}
+
+// out = grad(w). With both factors zero the gradient is exactly zero, whatever w holds.
+template <class V>
+static void grad_chunk(const void* w, void* out, int64_t n, double l1, double l2) {
+  if (l1 != 0.0 && l2 != 0.0) fused_chunk<V, true, true, false>(w, out, n, l1, l2);
+  else if (l1 != 0.0) fused_chunk<V, true, false, false>(w, out, n, l1, l2);
+  else if (l2 != 0.0) fused_chunk<V, false, true, false>(w, out, n, l1, l2);
+  else memset(out, 0, size_t(n) * sizeof(typename V::S));
+}
+
+template <class V>
+static void probe_add(const void* wp, void* gp, int64_t n) {
+  constexpr int W = V::W;
+  const auto* w = static_cast<const typename V::S*>(wp);
+  auto* g = static_cast<typename V::S*>(gp);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store(g + i, V::add(V::load(g + i), V::load(w + i)));
+  if (i < n) V::store_part(g + i, V::add(V::load_part(g + i, int(n - i)), V::load_part(w + i, int(n - i))),
+                           int(n - i));
+}
+
+template <class V>
+static double probe_sum(const void* wp, int64_t n) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const auto* w = static_cast<const typename V::S*>(wp);
+  R a0 = V::zero(), a1 = V::zero();
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    a0 = V::add(a0, V::load(w + i));
+    a1 = V::add(a1, V::load(w + i + W));
+  }
+  for (; i < n; i += W) a0 = V::add(a0, (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i)));
+  return V::hsum(V::add(a0, a1));
+}
+
+template <class F32, class F64, class F16, class BF16>
+static KernelTable make_table(const char* name) {
+  KernelTable t{};
+  t.name = name;
+  t.value[FP_FLOAT32] = value_chunk<F32>;
+  t.value[FP_FLOAT64] = value_chunk<F64>;
+  t.value[FP_FLOAT16] = value_chunk<F16>;
+  t.value[FP_BFLOAT16] = value_chunk<BF16>;
+  t.accumulate[FP_FLOAT32] = accumulate_chunk<F32>;
+  t.accumulate[FP_FLOAT64] = accumulate_chunk<F64>;
+  t.accumulate[FP_FLOAT16] = accumulate_chunk<F16>;
+  t.accumulate[FP_BFLOAT16] = accumulate_chunk<BF16>;
+  t.grad[FP_FLOAT32] = grad_chunk<F32>;
+  t.grad[FP_FLOAT64] = grad_chunk<F64>;
+  t.grad[FP_FLOAT16] = grad_chunk<F16>;
+  t.grad[FP_BFLOAT16] = grad_chunk<BF16>;
+  t.probe_add[FP_FLOAT32] = probe_add<F32>;
+  t.probe_add[FP_FLOAT64] = probe_add<F64>;
+  t.probe_sum[FP_FLOAT32] = probe_sum<F32>;
+  t.probe_sum[FP_FLOAT64] = probe_sum<F64>;
+  return t;
+}
+
+}  // namespace fp::cpu::loops

@@ -1,0 +1,121 @@
+// AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c; only reached after CPUID/XCR0
+// say the CPU and OS support them. Tails use masked loads/stores (32/64-bit) or a zero-padded
+// stack copy (16-bit types, which AVX2 cannot mask).
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu/kernel_loops.h"
+
+namespace fp::cpu {
+namespace {
+
+static inline __m256i lane_mask32(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256i lane_mask64(int n) {
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+// Arithmetic on 8 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
+struct Avx2F32Ops {
+  using C = float;
+  using R = __m256;
+  static constexpr int W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(C c) { return _mm256_set1_ps(c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static R scaled_sign(R x, R s) {
+    const R nonzero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    const R signed_s = _mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0f)), s);
+    const R nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_and_ps(signed_s, nonzero), x, nan);
+  }
+  static double hsum(R a) {
+    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  }
+};
+
+struct Avx2F32 : Avx2F32Ops {
+  using S = float;
+  static R load(const S* p) { return _mm256_loadu_ps(p); }
+  static R load_part(const S* p, int n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
+  static void store(S* p, R r) { _mm256_storeu_ps(p, r); }
+  static void store_part(S* p, R r, int n) { _mm256_maskstore_ps(p, lane_mask32(n), r); }
+};
+
+struct Avx2F64 {
+  using S = double;
+  using C = double;
+  using R = __m256d;
+  static constexpr int W = 4;
+  static R load(const S* p) { return _mm256_loadu_pd(p); }
+  static R load_part(const S* p, int n) { return _mm256_maskload_pd(p, lane_mask64(n)); }
+  static void store(S* p, R r) { _mm256_storeu_pd(p, r); }
+  static void store_part(S* p, R r, int n) { _mm256_maskstore_pd(p, lane_mask64(n), r); }
+  static R zero() { return _mm256_setzero_pd(); }
+  static R set1(C c) { return _mm256_set1_pd(c); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R abs(R a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static R scaled_sign(R x, R s) {
+    const R nonzero = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_NEQ_UQ);
+    const R signed_s = _mm256_or_pd(_mm256_and_pd(x, _mm256_set1_pd(-0.0)), s);
+    const R nan = _mm256_cmp_pd(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_pd(_mm256_and_pd(signed_s, nonzero), x, nan);
+  }
+  static double hsum(R a) {
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  }
+};
+
+// 16-bit storage: 8 elements per 128-bit load, widened to 8 fp32 lanes.
+template <class Derived>
+struct Avx2Half : Avx2F32Ops {
+  using S = uint16_t;
+  static R load(const S* p) { return Derived::widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static void store(S* p, R r) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Derived::narrow(r)); }
+  static R load_part(const S* p, int n) {
+    alignas(16) S buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(buf, p, size_t(n) * sizeof(S));
+    return load(buf);
+  }
+  static void store_part(S* p, R r, int n) {
+    alignas(16) S buf[8];
+    store(buf, r);
+    memcpy(p, buf, size_t(n) * sizeof(S));
+  }
+};
+
+struct Avx2F16 : Avx2Half<Avx2F16> {
+  static R widen(__m128i h) { return _mm256_cvtph_ps(h); }
+  static __m128i narrow(R r) { return _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+};
+
+struct Avx2BF16 : Avx2Half<Avx2BF16> {
+  static R widen(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  static __m128i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
+    const __m256i x = _mm256_castps_si256(r);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+    const __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x00400000));
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(r, r, _CMP_UNORD_Q));
+    const __m256i top = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, quiet, nan), 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(top), _mm256_extracti128_si256(top, 1));
+  }
+};
+
+}  // namespace
+
+const KernelTable& kernel_table_avx2() {
+  static const KernelTable table = loops::make_table<Avx2F32, Avx2F64, Avx2F16, Avx2BF16>("avx2");
+  return table;
+}
+
+}  // namespace fp::cpu

@@ -1,0 +1,259 @@
+// The C ABI on the CPU: argument checks, chunking, the thread pool and the fixed-order reduction.
+// Every tensor is cut into chunks of FP_CHUNK elements; each chunk's sums go to its own slot and
+// the slots are added in chunk order, so the value is the same for any thread count.
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "common/penalty_math.h"
+#include "cpu/kernels.h"
+#include "cpu/thread_pool.h"
+#include "fastpenalty/fastpenalty.h"
+
+namespace fp::cpu {
+namespace {
+
+thread_local std::string g_error;
+
+fp_status fail(fp_status status, std::string message) {
+  g_error = std::move(message);
+  return status;
+}
+
+// Below this many elements waking the workers costs more than it saves.
+constexpr int64_t kParallelMinElements = int64_t(1) << 17;
+
+enum class Mode { value, accumulate, grad, probe_add, probe_sum };
+
+struct Call {
+  Mode mode;
+  int64_t count;
+  const void* const* ws;
+  void* const* gs;  // accumulate: g; grad: out; probe_add: g
+  const int64_t* ns;
+  const int32_t* dtypes;
+  const double* l1s;
+  const double* l2s;
+  int64_t n_factors;
+  const KernelTable* kernels;
+  std::vector<int64_t> first_chunk;  // count + 1 entries: chunk index where tensor t starts
+  ChunkSums* partials;
+
+  double l1(int64_t t) const { return n_factors == 1 ? l1s[0] : l1s[t]; }
+  double l2(int64_t t) const { return n_factors == 1 ? l2s[0] : l2s[t]; }
+};
+
+void run_chunk(const Call& c, int64_t t, int64_t chunk) {
+  const int64_t offset = (chunk - c.first_chunk[t]) * FP_CHUNK;
+  const int64_t len = std::min<int64_t>(FP_CHUNK, c.ns[t] - offset);
+  const int32_t dt = c.dtypes[t];
+  const int64_t bytes = offset * fp_dtype_size(dt);
+  const void* w = static_cast<const char*>(c.ws[t]) + bytes;
+  void* g = c.gs ? static_cast<char*>(c.gs[t]) + bytes : nullptr;
+  const KernelTable& k = *c.kernels;
+  switch (c.mode) {
+    case Mode::value:
+      c.partials[chunk] = k.value[dt](w, len);
+      break;
+    case Mode::accumulate:
+      c.partials[chunk] = k.accumulate[dt](w, g, len, c.l1(t), c.l2(t));
+      break;
+    case Mode::grad:
+      k.grad[dt](w, g, len, c.l1(t), c.l2(t));
+      break;
+    case Mode::probe_add:
+      k.probe_add[dt](w, g, len);
+      break;
+    case Mode::probe_sum:
+      c.partials[chunk] = ChunkSums{k.probe_sum[dt](w, len), 0.0};
+      break;
+  }
+}
+
+void run_part(void* ctx, int part, int parts) {
+  const Call& c = *static_cast<const Call*>(ctx);
+  const int64_t total = c.first_chunk[c.count];
+  const int64_t begin = total * part / parts, end = total * (part + 1) / parts;
+  if (begin >= end) return;
+  int64_t t = std::upper_bound(c.first_chunk.begin(), c.first_chunk.end(), begin) - c.first_chunk.begin() - 1;
+  for (int64_t chunk = begin; chunk < end; ++chunk) {
+    while (chunk >= c.first_chunk[t + 1]) ++t;
+    run_chunk(c, t, chunk);
+  }
+}
+
+bool ranges_overlap(const void* a, const void* b, int64_t bytes) {
+  const char* pa = static_cast<const char*>(a);
+  const char* pb = static_cast<const char*>(b);
+  return pa < pb + bytes && pb < pa + bytes;
+}
+
+fp_status check(const Call& c, bool needs_g) {
+  if (c.count < 0) return fail(FP_ERR_INVALID_ARGUMENT, "count must be >= 0");
+  if (c.count > 0 && (!c.ws || !c.ns || !c.dtypes)) return fail(FP_ERR_INVALID_ARGUMENT, "null array argument");
+  if (needs_g && c.count > 0 && !c.gs) return fail(FP_ERR_INVALID_ARGUMENT, "null gradient array");
+  const bool uses_factors = c.mode == Mode::value || c.mode == Mode::accumulate || c.mode == Mode::grad;
+  if (uses_factors && c.count > 0) {
+    if (c.n_factors != 1 && c.n_factors != c.count)
+      return fail(FP_ERR_INVALID_ARGUMENT, "n_factors must be 1 or the number of tensors");
+    if (!c.l1s || !c.l2s) return fail(FP_ERR_INVALID_ARGUMENT, "null factor array");
+    for (int64_t i = 0; i < c.n_factors; ++i) {
+      if (!fp_factor_ok(c.l1s[i]))
+        return fail(FP_ERR_INVALID_ARGUMENT, "l1 must be finite and >= 0, got " + std::to_string(c.l1s[i]));
+      if (!fp_factor_ok(c.l2s[i]))
+        return fail(FP_ERR_INVALID_ARGUMENT, "l2 must be finite and >= 0, got " + std::to_string(c.l2s[i]));
+    }
+  }
+  const int max_dtype = (c.mode == Mode::probe_add || c.mode == Mode::probe_sum) ? FP_FLOAT64 : FP_BFLOAT16;
+  for (int64_t t = 0; t < c.count; ++t) {
+    const std::string which = "tensor " + std::to_string(t) + ": ";
+    if (c.dtypes[t] < 0 || c.dtypes[t] > max_dtype)
+      return fail(FP_ERR_UNSUPPORTED_DTYPE, which + "unsupported dtype code " + std::to_string(c.dtypes[t]));
+    if (c.ns[t] < 0) return fail(FP_ERR_INVALID_ARGUMENT, which + "negative element count");
+    if (c.ns[t] == 0) continue;
+    if (!c.ws[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null weight pointer");
+    if (needs_g) {
+      if (!c.gs[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null gradient pointer");
+      if (ranges_overlap(c.ws[t], c.gs[t], c.ns[t] * fp_dtype_size(c.dtypes[t])))
+        return fail(FP_ERR_INVALID_ARGUMENT, which + "weight and gradient memory overlap");
+    }
+  }
+  return FP_OK;
+}
+
+fp_status execute(Call& c, double* out) {
+  const bool needs_g = c.mode == Mode::accumulate || c.mode == Mode::grad || c.mode == Mode::probe_add;
+  if (fp_status s = check(c, needs_g); s != FP_OK) return s;
+  if (out) *out = 0.0;
+  if (c.count == 0) return FP_OK;
+
+  static thread_local std::vector<ChunkSums> partials;
+  try {
+    c.first_chunk.resize(size_t(c.count) + 1);
+    int64_t chunks = 0;
+    for (int64_t t = 0; t < c.count; ++t) {
+      c.first_chunk[t] = chunks;
+      chunks += (c.ns[t] + FP_CHUNK - 1) / FP_CHUNK;
+    }
+    c.first_chunk[c.count] = chunks;
+    partials.resize(size_t(chunks));
+  } catch (const std::bad_alloc&) {
+    return fail(FP_ERR_OUT_OF_MEMORY, "out of memory for the chunk table");
+  }
+  c.partials = partials.data();
+  c.kernels = &active_kernels();
+
+  const int64_t chunks = c.first_chunk[c.count];
+  int64_t elements = 0;
+  for (int64_t t = 0; t < c.count; ++t) elements += c.ns[t];
+  const int parts = elements < kParallelMinElements ? 1 : int(std::min<int64_t>(pool_num_threads(), chunks));
+  pool_run(parts, run_part, &c);
+
+  if (!out) return FP_OK;
+  double total = 0.0;
+  for (int64_t t = 0; t < c.count; ++t) {
+    ChunkSums s;
+    for (int64_t k = c.first_chunk[t]; k < c.first_chunk[t + 1]; ++k) {
+      s.abs += c.partials[k].abs;
+      s.sq += c.partials[k].sq;
+    }
+    total += (c.mode == Mode::probe_sum) ? s.abs : fp_combine(s.abs, s.sq, c.l1(t), c.l2(t));
+  }
+  *out = total;
+  return FP_OK;
+}
+
+Call make_call(Mode mode, int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
+               const int32_t* dtypes, const double* l1s, const double* l2s, int64_t n_factors) {
+  return Call{mode, count, ws, gs, ns, dtypes, l1s, l2s, n_factors, nullptr, {}, nullptr};
+}
+
+}  // namespace
+}  // namespace fp::cpu
+
+using fp::cpu::Call;
+using fp::cpu::Mode;
+
+extern "C" {
+
+int fp_abi_version(void) { return FP_ABI_VERSION; }
+
+const char* fp_last_error(void) { return fp::cpu::g_error.c_str(); }
+
+fp_status fp_value_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
+                        const double* l1s, const double* l2s, int64_t n_factors, double* out) {
+  if (!out) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "out must not be null");
+  Call c = fp::cpu::make_call(Mode::value, count, ws, nullptr, ns, dtypes, l1s, l2s, n_factors);
+  return fp::cpu::execute(c, out);
+}
+
+fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
+                             const int32_t* dtypes, const double* l1s, const double* l2s, int64_t n_factors,
+                             double* out) {
+  if (!out) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "out must not be null");
+  Call c = fp::cpu::make_call(Mode::accumulate, count, ws, gs, ns, dtypes, l1s, l2s, n_factors);
+  return fp::cpu::execute(c, out);
+}
+
+fp_status fp_value(const void* w, int64_t n, int32_t dtype, double l1, double l2, double* out) {
+  return fp_value_many(1, &w, &n, &dtype, &l1, &l2, 1, out);
+}
+
+fp_status fp_accumulate(const void* w, void* g, int64_t n, int32_t dtype, double l1, double l2, double* out) {
+  return fp_accumulate_many(1, &w, &g, &n, &dtype, &l1, &l2, 1, out);
+}
+
+fp_status fp_grad(const void* w, void* out_grad, int64_t n, int32_t dtype, double l1, double l2) {
+  Call c = fp::cpu::make_call(Mode::grad, 1, &w, &out_grad, &n, &dtype, &l1, &l2, 1);
+  return fp::cpu::execute(c, nullptr);
+}
+
+fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype) {
+  Call c = fp::cpu::make_call(Mode::probe_add, 1, &w, &g, &n, &dtype, nullptr, nullptr, 0);
+  return fp::cpu::execute(c, nullptr);
+}
+
+fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out) {
+  if (!out) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "out must not be null");
+  Call c = fp::cpu::make_call(Mode::probe_sum, 1, &w, nullptr, &n, &dtype, nullptr, nullptr, 0);
+  return fp::cpu::execute(c, out);
+}
+
+fp_status fp_set_num_threads(int n) {
+  if (n < 1) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "number of threads must be >= 1");
+  fp::cpu::pool_set_num_threads(n);
+  return FP_OK;
+}
+
+int fp_get_num_threads(void) { return fp::cpu::pool_num_threads(); }
+
+fp_status fp_set_isa(const char* name) {
+  fp::cpu::Isa isa;
+  if (!name || !fp::cpu::isa_from_name(name, &isa))
+    return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, std::string("unknown ISA '") + (name ? name : "(null)") +
+                                                      "', expected scalar, avx2 or avx512");
+  if (!fp::cpu::isa_supported(isa))
+    return fp::cpu::fail(FP_ERR_UNSUPPORTED_ISA, std::string("this CPU does not support ") + name +
+                                                     " (best: " + fp_best_isa() + ")");
+  fp::cpu::set_active_isa(isa);
+  return FP_OK;
+}
+
+const char* fp_get_isa(void) { return fp::cpu::isa_name(fp::cpu::active_isa()); }
+
+const char* fp_best_isa(void) { return fp::cpu::isa_name(fp::cpu::best_supported_isa()); }
+
+const char* fp_available_isas(void) {
+  switch (fp::cpu::best_supported_isa()) {
+    case fp::cpu::Isa::avx512:
+      return "avx512,avx2,scalar";
+    case fp::cpu::Isa::avx2:
+      return "avx2,scalar";
+    default:
+      return "scalar";
+  }
+}
+
+}  // extern "C"

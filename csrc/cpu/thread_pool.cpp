@@ -1,0 +1,141 @@
+#include "cpu/thread_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fp::cpu {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("FASTPENALTY_NUM_THREADS"); env && *env) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? int(hc) : 1;
+}
+
+class Pool {
+ public:
+  explicit Pool(int n) : threads_(n) {}
+
+  int threads() const { return threads_; }
+
+  void set_threads(int n) {
+    std::lock_guard<std::mutex> busy(run_mutex_);
+    stop_workers();
+    threads_ = n;
+  }
+
+  void run(int parts, PartFn fn, void* ctx) {
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    if (parts <= 1 || !busy.owns_lock()) {  // single piece, or another caller holds the pool
+      for (int p = 0; p < parts; ++p) fn(ctx, p, parts);
+      return;
+    }
+    if (parts > threads_) parts = threads_;
+    start_workers();
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      fn_ = fn;
+      ctx_ = ctx;
+      parts_ = parts;
+      pending_ = parts - 1;
+      ++generation_;
+    }
+    start_cv_.notify_all();
+    fn(ctx, 0, parts);
+    std::unique_lock<std::mutex> lock(m_);
+    done_cv_.wait(lock, [&] { return pending_ == 0; });
+  }
+
+
+ private:
+  // Called with run_mutex_ held, so generation_ cannot move until the new workers have recorded it.
+  void start_workers() {
+    if (!workers_.empty()) return;
+    stop_ = false;
+    const uint64_t gen = generation_;
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    start_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  void worker_loop(int index, uint64_t seen) {
+    for (;;) {
+      PartFn fn;
+      void* ctx;
+      int parts;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        fn = fn_;
+        ctx = ctx_;
+        parts = parts_;
+      }
+      if (index >= parts) continue;
+      fn(ctx, index, parts);
+      std::lock_guard<std::mutex> lock(m_);
+      if (--pending_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  int threads_;
+  std::mutex run_mutex_;  // one call at a time owns the workers
+  std::mutex m_;
+  std::condition_variable start_cv_, done_cv_;
+  uint64_t generation_ = 0;
+  PartFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  int parts_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+Pool* g_pool = nullptr;
+std::once_flag g_pool_once;
+
+void reset_pool_in_child() {
+  // The parent's pool (and its locks) belong to threads that do not exist here: start afresh and
+  // leak the old object rather than touch its mutexes.
+  Pool* old = g_pool;
+  g_pool = new Pool(old ? old->threads() : default_threads());
+}
+
+Pool& pool() {
+  std::call_once(g_pool_once, [] {
+    g_pool = new Pool(default_threads());
+    pthread_atfork(nullptr, nullptr, reset_pool_in_child);
+  });
+  return *g_pool;
+}
+
+}  // namespace
+
+int pool_num_threads() { return pool().threads(); }
+void pool_set_num_threads(int n) { pool().set_threads(n < 1 ? 1 : n); }
+void pool_run(int parts, PartFn fn, void* ctx) { pool().run(parts, fn, ctx); }
+
+}  // namespace fp::cpu

@@ -1,0 +1,59 @@
+// The host interface of the CUDA kernels, as seen by the pybind11 module (module.cpp, compiled by
+// the host compiler): plain C++ types only, addresses as integers. Invalid arguments throw
+// std::invalid_argument before anything is launched or written; CUDA errors throw
+// std::runtime_error carrying cudaGetErrorString.
+#pragma once
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+namespace fp::cuda {
+
+// Runtime facts; none of them throws, and all work without a driver or a GPU.
+int device_count();     // 0 when there is no usable driver or device
+int runtime_version();  // of the CUDA runtime linked into the module, e.g. 13000
+int driver_version();   // 0 when there is no driver
+std::string device_query_error();  // why device_count() is 0 ("" when the query succeeded)
+
+// Loads every kernel onto `device` (CUDA lazy loading would otherwise do it at the first launch).
+void warm_up(int device);
+
+// Tensor table (tensor_table.h). fill_table validates every entry, writes the table into `host`
+// (capacity bytes) and returns the total number of chunks. g_ptrs is empty for value-only tables.
+int64_t table_bytes(int64_t num_tensors);
+int64_t fill_table(uint64_t host, int64_t capacity, const std::vector<uint64_t>& w_ptrs,
+                   const std::vector<uint64_t>& g_ptrs, const std::vector<int64_t>& ns,
+                   const std::vector<int32_t>& dtypes);
+
+// Launch geometry of the multi-tensor kernel: a pure function of the device and the chunk count,
+// which makes the reduction order, and so the value, reproducible.
+int64_t grid_blocks(int64_t total_chunks, int device);
+int64_t scratch_bytes(int64_t num_blocks);
+
+struct MultiTensorLaunch {
+  bool accumulate;        // false: value only; true: also g += grad(w)
+  uint64_t table;         // device copy of the table
+  int64_t table_capacity; // its size in bytes
+  int64_t num_tensors;
+  int64_t total_chunks;   // as returned by fill_table
+  uint64_t l1s;           // float64 device array, l1_count entries (1 = broadcast, or num_tensors)
+  int64_t l1_count;
+  uint64_t l2s;
+  int64_t l2_count;
+  uint64_t scratch;       // device buffer of scratch_capacity bytes
+  int64_t scratch_capacity;
+  int64_t num_blocks;     // as returned by grid_blocks
+  uint64_t out;           // device scalar: double when out_f64, else float
+  bool out_f64;
+  int device;
+  uint64_t stream;        // cudaStream_t of `device`
+};
+// Two launches on `stream`: the multi-tensor pass, then the fixed-order sum of the block partials.
+void launch_multi_tensor(const MultiTensorLaunch& p);
+
+// out = grad(w) for one tensor (one launch); l1/l2 point at one float64 each on the device.
+void launch_grad(uint64_t w, uint64_t out, int64_t n, int32_t dtype, uint64_t l1, uint64_t l2, int device,
+                 uint64_t stream);
+
+}  // namespace fp::cuda

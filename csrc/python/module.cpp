@@ -1,0 +1,179 @@
+// fastpenalty._core: the C ABI over raw pointers (Python ints), for NumPy, torch and anything else
+// that can hand over a data pointer. The GIL is released around every kernel call.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fastpenalty/fastpenalty.h"
+
+namespace py = pybind11;
+
+namespace {
+
+void raise_on_error(fp_status status) {
+  if (status == FP_OK) return;
+  const std::string message = fp_last_error();
+  switch (status) {
+    case FP_ERR_INVALID_ARGUMENT:
+    case FP_ERR_UNSUPPORTED_ISA:
+      throw py::value_error(message);
+    case FP_ERR_UNSUPPORTED_DTYPE:
+      throw py::type_error(message);
+    case FP_ERR_OUT_OF_MEMORY:
+      throw std::bad_alloc();
+    default:
+      throw std::runtime_error(message);
+  }
+}
+
+template <class F>
+void call_without_gil(F&& f) {
+  fp_status status;
+  {
+    py::gil_scoped_release release;
+    status = f();
+  }
+  raise_on_error(status);
+}
+
+template <class T>
+std::vector<T*> as_pointers(const std::vector<uintptr_t>& addresses) {
+  std::vector<T*> out(addresses.size());
+  for (size_t i = 0; i < addresses.size(); ++i) out[i] = reinterpret_cast<T*>(addresses[i]);
+  return out;
+}
+
+struct ManyArgs {
+  std::vector<const void*> ws;
+  std::vector<void*> gs;
+  std::vector<int64_t> ns;
+  std::vector<int32_t> dtypes;
+  std::vector<double> l1s, l2s;
+};
+
+void check_lengths(const ManyArgs& a, bool with_g) {
+  const size_t n = a.ws.size();
+  if (a.ns.size() != n || a.dtypes.size() != n || (with_g && a.gs.size() != n))
+    throw py::value_error("pointer, size and dtype lists must have the same length");
+  if (a.l1s.size() != a.l2s.size()) throw py::value_error("l1s and l2s must have the same length");
+  if (n > 0 && a.l1s.size() != 1 && a.l1s.size() != n)
+    throw py::value_error("factor lists must have one entry or one per tensor");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastpenalty compiled core: fused penalty kernels over raw buffers";
+  m.attr("CHUNK") = FP_CHUNK;
+  m.attr("ABI_VERSION") = fp_abi_version();
+  m.attr("FLOAT32") = int(FP_FLOAT32);
+  m.attr("FLOAT64") = int(FP_FLOAT64);
+  m.attr("FLOAT16") = int(FP_FLOAT16);
+  m.attr("BFLOAT16") = int(FP_BFLOAT16);
+
+  m.def(
+      "value",
+      [](uintptr_t w, int64_t n, int32_t dtype, double l1, double l2) {
+        double out = 0.0;
+        call_without_gil([&] { return fp_value(reinterpret_cast<const void*>(w), n, dtype, l1, l2, &out); });
+        return out;
+      },
+      py::arg("w_ptr"), py::arg("n"), py::arg("dtype"), py::arg("l1"), py::arg("l2"));
+
+  m.def(
+      "grad",
+      [](uintptr_t w, uintptr_t out, int64_t n, int32_t dtype, double l1, double l2) {
+        call_without_gil([&] {
+          return fp_grad(reinterpret_cast<const void*>(w), reinterpret_cast<void*>(out), n, dtype, l1, l2);
+        });
+      },
+      py::arg("w_ptr"), py::arg("out_ptr"), py::arg("n"), py::arg("dtype"), py::arg("l1"), py::arg("l2"));
+
+  m.def(
+      "accumulate",
+      [](uintptr_t w, uintptr_t g, int64_t n, int32_t dtype, double l1, double l2) {
+        double out = 0.0;
+        call_without_gil([&] {
+          return fp_accumulate(reinterpret_cast<const void*>(w), reinterpret_cast<void*>(g), n, dtype, l1, l2, &out);
+        });
+        return out;
+      },
+      py::arg("w_ptr"), py::arg("g_ptr"), py::arg("n"), py::arg("dtype"), py::arg("l1"), py::arg("l2"));
+
+  m.def(
+      "value_many",
+      [](const std::vector<uintptr_t>& ws, std::vector<int64_t> ns, std::vector<int32_t> dtypes,
+         std::vector<double> l1s, std::vector<double> l2s) {
+        ManyArgs a{as_pointers<const void>(ws), {}, std::move(ns), std::move(dtypes), std::move(l1s), std::move(l2s)};
+        check_lengths(a, false);
+        double out = 0.0;
+        call_without_gil([&] {
+          return fp_value_many(int64_t(a.ws.size()), a.ws.data(), a.ns.data(), a.dtypes.data(), a.l1s.data(),
+                               a.l2s.data(), int64_t(a.l1s.size()), &out);
+        });
+        return out;
+      },
+      py::arg("w_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
+
+  m.def(
+      "accumulate_many",
+      [](const std::vector<uintptr_t>& ws, const std::vector<uintptr_t>& gs, std::vector<int64_t> ns,
+         std::vector<int32_t> dtypes, std::vector<double> l1s, std::vector<double> l2s) {
+        ManyArgs a{as_pointers<const void>(ws), as_pointers<void>(gs), std::move(ns), std::move(dtypes),
+                   std::move(l1s), std::move(l2s)};
+        check_lengths(a, true);
+        double out = 0.0;
+        call_without_gil([&] {
+          return fp_accumulate_many(int64_t(a.ws.size()), a.ws.data(), a.gs.data(), a.ns.data(), a.dtypes.data(),
+                                    a.l1s.data(), a.l2s.data(), int64_t(a.l1s.size()), &out);
+        });
+        return out;
+      },
+      py::arg("w_ptrs"), py::arg("g_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
+
+  m.def(
+      "probe_add",
+      [](uintptr_t w, uintptr_t g, int64_t n, int32_t dtype) {
+        call_without_gil([&] {
+          return fp_probe_add(reinterpret_cast<const void*>(w), reinterpret_cast<void*>(g), n, dtype);
+        });
+      },
+      py::arg("w_ptr"), py::arg("g_ptr"), py::arg("n"), py::arg("dtype"));
+
+  m.def(
+      "probe_sum",
+      [](uintptr_t w, int64_t n, int32_t dtype) {
+        double out = 0.0;
+        call_without_gil([&] { return fp_probe_sum(reinterpret_cast<const void*>(w), n, dtype, &out); });
+        return out;
+      },
+      py::arg("w_ptr"), py::arg("n"), py::arg("dtype"));
+
+  m.def("set_num_threads", [](int n) { raise_on_error(fp_set_num_threads(n)); }, py::arg("n"));
+  m.def("get_num_threads", &fp_get_num_threads);
+  m.def(
+      "set_isa",
+      [](const std::string& name) {
+        std::string previous = fp_get_isa();
+        raise_on_error(fp_set_isa(name.c_str()));
+        return previous;
+      },
+      py::arg("name"));
+  m.def("get_isa", [] { return std::string(fp_get_isa()); });
+  m.def("best_isa", [] { return std::string(fp_best_isa()); });
+  m.def("available_isas", [] {
+    std::vector<std::string> out;
+    std::string list = fp_available_isas();
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      if (comma == std::string::npos) comma = list.size();
+      out.push_back(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return out;
+  });
+}

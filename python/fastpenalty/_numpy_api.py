@@ -1,0 +1,118 @@
+"""The public operations for NumPy arrays (and array-likes), over fastpenalty._core."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+from ._dtypes import numpy_code, result_is_fp64
+from ._factors import check_factor, check_factor_list
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _readable(w, name: str) -> tuple[np.ndarray, int]:
+    """Any strided array becomes a C-contiguous aligned one (a copy only when needed)."""
+    a = np.asarray(w)
+    code = numpy_code(a.dtype, name)
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        a = np.require(a, requirements=["C", "A"])
+    return a, code
+
+
+def _writable_pair(w, g, wname: str, gname: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """w and g for an in-place update: same shape and dtype, C-contiguous, aligned, g writable, no overlap."""
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{gname} must be a NumPy array, got {type(g).__name__}")
+    w = np.asarray(w)
+    code = numpy_code(w.dtype, wname)
+    if g.dtype != w.dtype:
+        raise ValueError(f"{gname} has dtype {g.dtype} but {wname} has dtype {w.dtype}")
+    if g.shape != w.shape:
+        raise ValueError(f"{gname} has shape {g.shape} but {wname} has shape {w.shape}")
+    if not g.flags.writeable:
+        raise ValueError(f"{gname} is read-only")
+    for a, name in ((w, wname), (g, gname)):
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous for an in-place update (use np.ascontiguousarray)")
+        if not a.flags.aligned:
+            raise ValueError(f"{name} is not aligned to its dtype's size")
+    if w.size and np.may_share_memory(w, g):
+        raise ValueError(f"{wname} and {gname} overlap in memory")
+    return w, g, code
+
+
+def _result(value: float, codes) -> float:
+    return float(value) if result_is_fp64(codes) else float(np.float32(value))
+
+
+def _raise_if_not_finite(arrays, names) -> None:
+    for a, code, name in zip(arrays, *names):
+        if a.size and not math.isfinite(_core.value(_ptr(a), a.size, code, 1.0, 0.0)):
+            raise ValueError(f"{name} contains NaN or Inf (check_finite=True)")
+
+
+def value(w, l1: float, l2: float, check_finite: bool = False) -> float:
+    a, code = _readable(w, "w")
+    v = _core.value(_ptr(a), a.size, code, l1, l2)
+    if check_finite and not math.isfinite(v):
+        _raise_if_not_finite([a], ([code], ["w"]))
+        raise ValueError("the penalty value is not finite (check_finite=True)")
+    return _result(v, [code])
+
+
+def grad(w, l1: float, l2: float, check_finite: bool = False) -> np.ndarray:
+    a, code = _readable(w, "w")
+    if check_finite:
+        _raise_if_not_finite([a], ([code], ["w"]))
+    out = np.empty(a.shape, dtype=a.dtype)
+    _core.grad(_ptr(a), _ptr(out), a.size, code, l1, l2)
+    return out
+
+
+def accumulate_(w, g, l1: float, l2: float, check_finite: bool = False) -> float:
+    a, g, code = _writable_pair(w, g, "w", "g")
+    if check_finite:
+        _raise_if_not_finite([a], ([code], ["w"]))
+    return _result(_core.accumulate(_ptr(a), _ptr(g), a.size, code, l1, l2), [code])
+
+
+def value_many(ws, l1, l2, check_finite: bool = False) -> float:
+    ws = list(ws)
+    l1s = check_factor_list(l1, "l1", len(ws))
+    l2s = check_factor_list(l2, "l2", len(ws))
+    pairs = [_readable(w, f"ws[{i}]") for i, w in enumerate(ws)]
+    arrays = [a for a, _ in pairs]
+    codes = [c for _, c in pairs]
+    if check_finite:
+        _raise_if_not_finite(arrays, (codes, [f"ws[{i}]" for i in range(len(ws))]))
+    v = _core.value_many([_ptr(a) for a in arrays], [a.size for a in arrays], codes, l1s, l2s)
+    return _result(v, codes)
+
+
+def accumulate_many_(ws, gs, l1, l2, check_finite: bool = False) -> float:
+    ws, gs = list(ws), list(gs)
+    if len(ws) != len(gs):
+        raise ValueError(f"ws has {len(ws)} arrays but gs has {len(gs)}")
+    l1s = check_factor_list(l1, "l1", len(ws))
+    l2s = check_factor_list(l2, "l2", len(ws))
+    triples = [_writable_pair(w, g, f"ws[{i}]", f"gs[{i}]") for i, (w, g) in enumerate(zip(ws, gs))]
+    codes = [c for _, _, c in triples]
+    if check_finite:
+        _raise_if_not_finite([w for w, _, _ in triples], (codes, [f"ws[{i}]" for i in range(len(ws))]))
+    v = _core.accumulate_many(
+        [_ptr(w) for w, _, _ in triples],
+        [_ptr(g) for _, g, _ in triples],
+        [w.size for w, _, _ in triples],
+        codes,
+        l1s,
+        l2s,
+    )
+    return _result(v, codes)
+
+
+__all__ = ["value", "grad", "accumulate_", "value_many", "accumulate_many_", "check_factor"]
