@@ -15,6 +15,7 @@ _COMMANDS = {
 
 
 def main(argv=None) -> int:
+    """Entry point of `python -m fastpenalty` and of the `fastpenalty` script."""
     parser = argparse.ArgumentParser(prog="python -m fastpenalty", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(_COMMANDS) + "}")
     modules = {}

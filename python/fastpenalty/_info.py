@@ -11,7 +11,10 @@ def _cuda_facts() -> dict:
     try:
         from . import _cuda
     except ImportError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if getattr(exc, "name", None) == "fastpenalty._cuda" or "cannot import name '_cuda'" in str(exc):
+            reason = "not built (no CUDA compiler when the package was built)"
+        else:
+            reason = f"built but failed to import: {str(exc).splitlines()[0]}"
         return {"cuda_built": False, "cuda_available": False, "cuda_note": reason}
     facts = {"cuda_built": True, "cuda_available": bool(_cuda.available())}
     for key in ("device_count", "runtime_version", "driver_version"):
