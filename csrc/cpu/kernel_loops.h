@@ -12,8 +12,23 @@
 
 namespace fp::cpu::loops {
 
+// fp32 lane sums are handed over to double every kBlock elements, so no fp32 partial sum ever
+// holds more than a few dozen terms (the scalar path included) and the error stays near 1e-7.
+constexpr int64_t kBlock = 1024;
+
+template <class Body>
+static ChunkSums in_blocks(int64_t n, Body&& body) {
+  ChunkSums total;
+  for (int64_t i = 0; i < n; i += kBlock) {
+    const ChunkSums s = body(i, n - i < kBlock ? n - i : kBlock);
+    total.abs += s.abs;
+    total.sq += s.sq;
+  }
+  return total;
+}
+
 template <class V>
-static ChunkSums value_chunk(const void* wp, int64_t n) {
+static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
@@ -34,6 +49,12 @@ static ChunkSums value_chunk(const void* wp, int64_t n) {
   return {V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))};
 }
 
+template <class V>
+static ChunkSums value_chunk(const void* wp, int64_t n) {
+  const auto* w = static_cast<const typename V::S*>(wp);
+  return in_blocks(n, [&](int64_t i, int64_t m) { return value_block<V>(w + i, m); });
+}
+
 template <class V, bool L1, bool L2>
 static typename V::R grad_term(typename V::R x, typename V::R l1, typename V::R two_l2) {
   if (L1 && L2) return V::fma(two_l2, x, V::scaled_sign(x, l1));
@@ -43,7 +64,7 @@ static typename V::R grad_term(typename V::R x, typename V::R l1, typename V::R 
 
 // One pass: reads w and g, writes g (+)= grad(w), and sums |w| and w^2 on the way.
 template <class V, bool L1, bool L2, bool ACCUMULATE>
-static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
+static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
   using R = typename V::R;
   using C = typename V::C;
   constexpr int W = V::W;
@@ -68,6 +89,13 @@ static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1d, do
     q0 = V::fma(x, x, q0);
   }
   return {V::hsum(a0), V::hsum(q0)};
+}
+
+template <class V, bool L1, bool L2, bool ACCUMULATE>
+static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1, double l2) {
+  const auto* w = static_cast<const typename V::S*>(wp);
+  auto* g = static_cast<typename V::S*>(gp);
+  return in_blocks(n, [&](int64_t i, int64_t m) { return fused_block<V, L1, L2, ACCUMULATE>(w + i, g + i, m, l1, l2); });
 }
 
 template <class V>

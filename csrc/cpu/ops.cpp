@@ -84,10 +84,36 @@ void run_part(void* ctx, int part, int parts) {
   }
 }
 
-bool ranges_overlap(const void* a, const void* b, int64_t bytes) {
-  const char* pa = static_cast<const char*>(a);
-  const char* pb = static_cast<const char*>(b);
-  return pa < pb + bytes && pb < pa + bytes;
+// Every written range (a g) must be disjoint from every other range, read or written; weights may
+// share memory with each other. A sweep over the ranges sorted by start finds any such overlap.
+fp_status check_write_overlap(const Call& c) {
+  struct Range {
+    uintptr_t begin, end;
+    int64_t tensor;
+    bool written;
+  };
+  std::vector<Range> ranges;
+  ranges.reserve(size_t(c.count) * 2);
+  for (int64_t t = 0; t < c.count; ++t) {
+    if (c.ns[t] == 0) continue;
+    const uintptr_t bytes = uintptr_t(c.ns[t]) * uintptr_t(fp_dtype_size(c.dtypes[t]));
+    const auto w = reinterpret_cast<uintptr_t>(c.ws[t]), g = reinterpret_cast<uintptr_t>(c.gs[t]);
+    ranges.push_back({w, w + bytes, t, false});
+    ranges.push_back({g, g + bytes, t, true});
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  const Range* last_any = nullptr;
+  const Range* last_written = nullptr;
+  auto name = [](const Range* r) { return std::string(r->written ? "gradient " : "weight ") + std::to_string(r->tensor); };
+  for (const Range& r : ranges) {
+    const Range* hit = nullptr;
+    if (last_written && r.begin < last_written->end) hit = last_written;
+    else if (r.written && last_any && r.begin < last_any->end) hit = last_any;
+    if (hit) return fail(FP_ERR_INVALID_ARGUMENT, name(&r) + " overlaps " + name(hit) + " in memory");
+    if (!last_any || r.end > last_any->end) last_any = &r;
+    if (r.written && (!last_written || r.end > last_written->end)) last_written = &r;
+  }
+  return FP_OK;
 }
 
 fp_status check(const Call& c, bool needs_g) {
@@ -114,13 +140,9 @@ fp_status check(const Call& c, bool needs_g) {
     if (c.ns[t] < 0) return fail(FP_ERR_INVALID_ARGUMENT, which + "negative element count");
     if (c.ns[t] == 0) continue;
     if (!c.ws[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null weight pointer");
-    if (needs_g) {
-      if (!c.gs[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null gradient pointer");
-      if (ranges_overlap(c.ws[t], c.gs[t], c.ns[t] * fp_dtype_size(c.dtypes[t])))
-        return fail(FP_ERR_INVALID_ARGUMENT, which + "weight and gradient memory overlap");
-    }
+    if (needs_g && !c.gs[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null gradient pointer");
   }
-  return FP_OK;
+  return needs_g ? check_write_overlap(c) : FP_OK;
 }
 
 fp_status execute(Call& c, double* out) {

@@ -32,3 +32,11 @@ def check_factor_list(value, name: str, count: int) -> list[float]:
     if len(values) != count:
         raise ValueError(f"{name} has {len(values)} entries for {count} tensors")
     return [check_factor(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def factor_lists(l1, l2, count: int) -> tuple[list[float], list[float]]:
+    """l1 and l2 as two lists of equal length: 1 (broadcast) or `count`."""
+    l1s, l2s = check_factor_list(l1, "l1", count), check_factor_list(l2, "l2", count)
+    if len(l1s) != len(l2s):
+        l1s, l2s = (l1s * count if len(l1s) == 1 else l1s), (l2s * count if len(l2s) == 1 else l2s)
+    return l1s, l2s

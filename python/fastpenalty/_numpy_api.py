@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._dtypes import numpy_code, result_is_fp64
-from ._factors import check_factor, check_factor_list
+from ._factors import check_factor, factor_lists
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -83,8 +83,7 @@ def accumulate_(w, g, l1: float, l2: float, check_finite: bool = False) -> float
 
 def value_many(ws, l1, l2, check_finite: bool = False) -> float:
     ws = list(ws)
-    l1s = check_factor_list(l1, "l1", len(ws))
-    l2s = check_factor_list(l2, "l2", len(ws))
+    l1s, l2s = factor_lists(l1, l2, len(ws))
     pairs = [_readable(w, f"ws[{i}]") for i, w in enumerate(ws)]
     arrays = [a for a, _ in pairs]
     codes = [c for _, c in pairs]
@@ -98,8 +97,7 @@ def accumulate_many_(ws, gs, l1, l2, check_finite: bool = False) -> float:
     ws, gs = list(ws), list(gs)
     if len(ws) != len(gs):
         raise ValueError(f"ws has {len(ws)} arrays but gs has {len(gs)}")
-    l1s = check_factor_list(l1, "l1", len(ws))
-    l2s = check_factor_list(l2, "l2", len(ws))
+    l1s, l2s = factor_lists(l1, l2, len(ws))
     triples = [_writable_pair(w, g, f"ws[{i}]", f"gs[{i}]") for i, (w, g) in enumerate(zip(ws, gs))]
     codes = [c for _, _, c in triples]
     if check_finite:
