@@ -1,0 +1,174 @@
+"""The benchmark harness: its ratio arithmetic, and smoke runs at tiny sizes that check the CSV
+schema, that every figure is finite and that every peer computes the same penalty value.
+No timing is asserted."""
+
+import math
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import pytest
+
+from fastpenalty.benchmarks import cli, cpu_kernels, markdown, targets
+from fastpenalty.benchmarks.harness import Candidate, Group, Settings, candidate_metrics, measure_group
+from fastpenalty.benchmarks.results import COLUMNS, read_csv
+
+SMOKE = ["--quick", "--repeats", "2", "--warmup", "0"]
+
+
+def _fake_timer(durations):
+    """A timer that calls the function and reports the duration registered for it."""
+
+    def timer(fn):
+        fn()
+        return durations[fn]
+
+    return timer
+
+
+def _metric(result, label, metric):
+    for provider, variant, name, _unit, samples in candidate_metrics(result):
+        if (f"{provider}[{variant}]" if variant else provider) == label and name == metric:
+            return samples
+    raise KeyError((label, metric))
+
+
+def test_ratios_pair_each_call_with_the_probes_around_it():
+    def probe():
+        return None
+
+    def subject():
+        return 1.0
+
+    def peer():
+        return 1.0
+
+    durations = {probe: 1.0, subject: 2.0, peer: 8.0}
+    group = Group(case="c", api="numpy", mode="accumulate", n_elements=10, n_tensors=1, dtype="float32",
+                  bytes_per_call=4_000_000_000, probe=Candidate("probe", probe, compare=False),
+                  candidates=[Candidate("fastpenalty", subject), Candidate("numpy", peer)])
+    result = measure_group(group, Settings(warmup=1, repeats=3, min_repeats=3, max_seconds=1e9),
+                           timer=_fake_timer(durations))
+    assert result.rounds == 3
+    assert len(result.probe_times) == 3 * 3  # probe, fastpenalty, probe, numpy, probe
+    assert _metric(result, "fastpenalty", "fraction_of_probe") == [0.5] * 3
+    assert _metric(result, "numpy", "fraction_of_probe") == [0.125] * 3
+    assert _metric(result, "numpy", "fastpenalty_speedup") == [4.0] * 3
+    assert _metric(result, "fastpenalty", "gbps") == [2.0] * 3
+    with pytest.raises(KeyError):
+        _metric(result, "fastpenalty", "fastpenalty_speedup")
+
+
+def test_a_drifting_probe_is_averaged_around_the_call():
+    times = iter([1.0, 4.0, 3.0])  # probe before, candidate, probe after
+
+    def timer(fn):
+        fn()
+        return next(times)
+
+    group = Group(case="c", api="numpy", mode="value", n_elements=1, n_tensors=1, dtype="float32",
+                  bytes_per_call=4, probe=Candidate("probe", lambda: None, compare=False),
+                  candidates=[Candidate("fastpenalty", lambda: 1.0)])
+    result = measure_group(group, Settings(warmup=0, repeats=1, min_repeats=1), timer=timer)
+    assert _metric(result, "fastpenalty", "fraction_of_probe") == [0.5]
+
+
+def test_a_wrong_value_is_reported_and_a_failing_peer_left_out(capsys):
+    def broken():
+        raise RuntimeError("no such op here")
+
+    group = Group(case="c", api="numpy", mode="value", n_elements=1, n_tensors=1, dtype="float32",
+                  bytes_per_call=4, value_rtol=1e-3,
+                  candidates=[Candidate("fastpenalty", lambda: 2.0), Candidate("numpy", lambda: 2.0001),
+                              Candidate("torch_eager", lambda: 3.0), Candidate("torch_compile", broken)])
+    result = measure_group(group, Settings(warmup=0, repeats=1, min_repeats=1))
+    assert [c.label for c in group.candidates] == ["fastpenalty", "numpy", "torch_eager"]
+    assert [m[0] for m in result.value_mismatches] == ["torch_eager"]
+    assert "torch_compile failed" in capsys.readouterr().err
+
+
+def _check_csv(path):
+    rows = read_csv(path)
+    assert rows
+    with open(path, encoding="utf-8") as f:
+        assert f.readline().strip().split(",") == list(COLUMNS)
+    for row in rows:
+        assert all(math.isfinite(row[k]) for k in ("p20", "p50", "p80")), row
+        assert row["p20"] <= row["p50"] <= row["p80"], row
+        assert row["repeats"] >= 1 and row["quick"] == 1
+        assert row["device"].startswith("cpu: ") and row["fastpenalty_version"]
+        if row["metric"] in ("time_s", "gbps", "fraction_of_probe", "fastpenalty_speedup"):
+            assert row["p20"] > 0, row
+    return rows
+
+
+def test_cli_smoke_tensor_and_model(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.csv"
+    code = cli.main(SMOKE + ["--cases", "tensor-3e4,model-mlp-tiny", "--no-compile", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "warning" not in captured.err and "mismatch" not in captured.out
+    rows = _check_csv(out)
+    seen = {(r["case"], r["api"], r["mode"], r["provider"]) for r in rows}
+    for case in ("tensor-3e4", "model-mlp-tiny"):
+        for api, providers in (("numpy", ("fastpenalty", "numpy", "probe")),
+                               ("torch", ("fastpenalty", "torch_eager", "torch_foreach", "probe"))):
+            for mode in ("accumulate", "value"):
+                for provider in providers:
+                    assert (case, api, mode, provider) in seen
+    text = markdown.render(rows)
+    assert "**tensor-3e4** · numpy · accumulate" in text and "| **fastpenalty** |" in text
+
+
+def test_cli_smoke_torch_compile_and_keras(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    out = tmp_path / "bench.csv"
+    assert cli.main(SMOKE + ["--cases", "tensor-1e3,keras-mlp", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "mismatch" not in captured.out
+    rows = _check_csv(out)
+    compiled = [r for r in rows if r["provider"] == "torch_compile"]
+    assert {r["metric"] for r in compiled} >= {"time_s", "compile_time_s", "fastpenalty_speedup"}
+    if "keras-mlp left out" not in captured.err:
+        keras_rows = {(r["mode"], r["provider"], r["variant"]) for r in rows if r["case"] == "keras-mlp"}
+        assert ("train_step", "keras", "") in keras_rows and ("regularizer", "fastpenalty", "") in keras_rows
+
+
+def test_cpu_kernel_script_covers_every_isa_and_dtype(tmp_path):
+    from fastpenalty import _core
+
+    out = tmp_path / "kernels.csv"
+    assert cpu_kernels.main(SMOKE + ["--sizes", "2e4", "--out", str(out)]) == 0
+    rows = _check_csv(out)
+    fractions = {(r["isa"], r["dtype"], r["mode"]) for r in rows
+                 if r["provider"] == "fastpenalty" and r["metric"] == "fraction_of_probe"}
+    for isa in _core.available_isas():
+        for dtype in ("float32", "float64", "float16", "bfloat16"):
+            assert {(isa, dtype, "accumulate"), (isa, dtype, "value")} <= fractions
+    numpy_isas = {r["isa"] for r in rows if r["provider"] == "numpy"}
+    assert numpy_isas == {_core.best_isa()}
+
+
+def test_unknown_case_is_a_usage_error(capsys):
+    assert cli.main(["--cases", "no-such-case"]) == 2
+    assert "no benchmark case matches" in capsys.readouterr().err
+
+
+def _row(case, api, mode, provider, metric, p50, variant="", n=10**8, isa="avx512"):
+    return dict(device="cpu: x", case=case, api=api, mode=mode, provider=provider, variant=variant,
+                metric=metric, p50=p50, n_elements=n, dtype="float32", isa=isa)
+
+
+def test_targets_use_the_fastest_peer_variant_and_skip_small_sizes():
+    rows = [
+        _row("m", "torch", "accumulate", "fastpenalty", "fraction_of_probe", 0.9),
+        _row("m", "torch", "accumulate", "torch_foreach", "fastpenalty_speedup", 7.0, "alloc"),
+        _row("m", "torch", "accumulate", "torch_foreach", "fastpenalty_speedup", 4.0, "scratch"),
+        _row("m", "torch", "accumulate", "fastpenalty", "fraction_of_probe", 0.5, isa="scalar"),
+        _row("s", "numpy", "value", "fastpenalty", "fraction_of_probe", 0.1, n=1000),
+    ]
+    verdicts = {(v.target.provider, v.case, v.isa): (v.value, v.passed) for v in targets.check(rows)}
+    assert verdicts == {("fastpenalty", "m", "avx512"): (0.9, True), ("torch_foreach", "m", "avx512"): (4.0, False),
+                        ("fastpenalty", "m", "scalar"): (0.5, False)}
