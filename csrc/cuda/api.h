@@ -32,7 +32,7 @@ int64_t grid_blocks(int64_t total_chunks, int device);
 int64_t scratch_bytes(int64_t num_blocks);
 
 struct MultiTensorLaunch {
-  bool accumulate;        // false: value only; true: also g += grad(w)
+  int mode;               // 0: value; 1: g += grad(w) and value; 2: g = grad(w) (g are outputs, no value)
   uint64_t table;         // device copy of the table
   int64_t table_capacity; // its size in bytes
   int64_t num_tensors;
@@ -41,15 +41,15 @@ struct MultiTensorLaunch {
   int64_t l1_count;
   uint64_t l2s;
   int64_t l2_count;
-  uint64_t scratch;       // device buffer of scratch_capacity bytes
+  uint64_t scratch;       // device buffer of scratch_capacity bytes (unused in mode 2)
   int64_t scratch_capacity;
   int64_t num_blocks;     // as returned by grid_blocks
-  uint64_t out;           // device scalar: double when out_f64, else float
+  uint64_t out;           // device scalar: double when out_f64, else float (unused in mode 2)
   bool out_f64;
   int device;
   uint64_t stream;        // cudaStream_t of `device`
 };
-// Two launches on `stream`: the multi-tensor pass, then the fixed-order sum of the block partials.
+// On `stream`: the multi-tensor pass, then (modes 0 and 1) the fixed-order sum of the block partials.
 void launch_multi_tensor(const MultiTensorLaunch& p);
 
 // out = grad(w) for one tensor (one launch); l1/l2 point at one float64 each on the device.

@@ -51,7 +51,7 @@ int64_t fill_table(uint64_t host, int64_t capacity, const std::vector<uint64_t>&
   int64_t total = 0;
   for (size_t t = 0; t < count; ++t) {
     const int32_t dt = dtypes[t];
-    if (dt < 0 || dt >= FP_NUM_DTYPES) bad(t, "unsupported dtype code " + std::to_string(dt));
+    if (dt < 0 || dt >= kNumDtypes) bad(t, "unsupported dtype code " + std::to_string(dt));
     const int64_t n = ns[t];
     if (n < 0) bad(t, "negative size " + std::to_string(n));
     if (n > kMaxTotalChunks * kChunk) bad(t, "too many elements (" + std::to_string(n) + ")");

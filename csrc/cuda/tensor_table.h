@@ -11,6 +11,9 @@
 
 namespace fp::cuda {
 
+// Dtype codes are fp_dtype (fastpenalty/fastpenalty.h): 0 .. kNumDtypes - 1.
+constexpr int32_t kNumDtypes = 4;
+
 // Elements per chunk: the unit in which work is split between blocks and the span over which one
 // thread accumulates in the compute precision before adding into its float64 running sum.
 constexpr int64_t kChunk = 8192;

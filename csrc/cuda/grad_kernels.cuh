@@ -1,0 +1,50 @@
+// Device code of out = grad(w) for one tensor: an elementwise grid-stride pass with 16-byte
+// vectors when both addresses allow it. The factors are read on the device, so the factor switches
+// (a zero factor turns its term off) are taken inside the kernel, uniformly for the whole grid.
+#pragma once
+#include <stdint.h>
+
+#include "common/penalty_math.h"
+#include "cuda/element_format.cuh"
+#include "cuda/launch_geometry.h"
+
+namespace fp::cuda::kernels {
+
+template <class F, bool L1, bool L2>
+__device__ __forceinline__ void grad_elements(const typename F::Bits* __restrict__ w, typename F::Bits* __restrict__ out,
+                                              int64_t n, bool vector_ok, typename F::Acc l1, typename F::Acc two_l2) {
+  constexpr int V = F::kLanes;
+  const int64_t stride = int64_t(gridDim.x) * kThreads;
+  const int64_t first = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  int64_t scalar_from = 0;
+  if (vector_ok) {
+    const int64_t nv = n / V;
+    const uint4* __restrict__ wv = reinterpret_cast<const uint4*>(w);
+    uint4* __restrict__ ov = reinterpret_cast<uint4*>(out);
+    for (int64_t i = first; i < nv; i += stride) {
+      Lanes<F> x = unpack<F>(__ldg(wv + i));
+#pragma unroll
+      for (int j = 0; j < V; ++j) x.v[j] = F::store(fp_grad_term<L1, L2>(F::load(x.v[j]), l1, two_l2));
+      ov[i] = pack<F>(x);
+    }
+    scalar_from = nv * V;
+  }
+  for (int64_t i = scalar_from + first; i < n; i += stride)
+    out[i] = F::store(fp_grad_term<L1, L2>(F::load(__ldg(w + i)), l1, two_l2));
+}
+
+template <class F>
+__global__ void __launch_bounds__(kThreads) grad_kernel(const typename F::Bits* __restrict__ w,
+                                                        typename F::Bits* __restrict__ out, int64_t n, bool vector_ok,
+                                                        const double* __restrict__ l1p,
+                                                        const double* __restrict__ l2p) {
+  using A = typename F::Acc;
+  const double l1 = *l1p, l2 = *l2p;
+  const A l1c = A(l1), two_l2c = A(2.0 * l2);  // the factors in the compute type, as on the CPU
+  if (l1 != 0.0 && l2 != 0.0) grad_elements<F, true, true>(w, out, n, vector_ok, l1c, two_l2c);
+  else if (l1 != 0.0) grad_elements<F, true, false>(w, out, n, vector_ok, l1c, two_l2c);
+  else if (l2 != 0.0) grad_elements<F, false, true>(w, out, n, vector_ok, l1c, two_l2c);
+  else grad_elements<F, false, false>(w, out, n, vector_ok, l1c, two_l2c);  // exactly 0, whatever w holds
+}
+
+}  // namespace fp::cuda::kernels

@@ -1,0 +1,66 @@
+// Host helpers shared by the launchers: error translation, the device guard, stream handles.
+#pragma once
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/launch_geometry.h"
+
+namespace fp::cuda {
+
+[[noreturn]] inline void throw_cuda(cudaError_t err, const char* what) {
+  throw std::runtime_error(std::string("fastpenalty._cuda: ") + what + ": " + cudaGetErrorString(err) + " (" +
+                           cudaGetErrorName(err) + ")");
+}
+
+inline void check_cuda(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) throw_cuda(err, what);
+}
+
+// Raises the error of the launch just made (configuration errors, missing kernel image, ...).
+inline void check_launch(const char* kernel) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda(err, kernel);
+}
+
+// Makes `device` current for the launches in scope (torch may have another device current, and a
+// stream can only take launches while its own device is current); restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    int count = 0;
+    check_cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+    if (device < 0 || device >= count)
+      throw std::invalid_argument("fastpenalty._cuda: no CUDA device " + std::to_string(device));
+    check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) {
+      check_cuda(cudaSetDevice(device), "cudaSetDevice");
+      changed_ = true;
+    }
+  }
+  ~DeviceGuard() {
+    if (changed_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool changed_ = false;
+};
+
+inline cudaStream_t as_stream(uint64_t handle) { return reinterpret_cast<cudaStream_t>(static_cast<uintptr_t>(handle)); }
+
+inline int multiprocessor_count(int device) {
+  int sms = 0;
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  return sms > 0 ? sms : 1;
+}
+
+// Force-load each file's kernels (cudaFuncGetAttributes), defined next to them; see warm_up.
+void load_multi_tensor_kernels();
+void load_grad_kernels();
+
+}  // namespace fp::cuda

@@ -1,0 +1,233 @@
+"""The CUDA path of the torch layer, over the kernels of ``fastpenalty._cuda``.
+
+Every function launches on torch's current stream of the tensors' device, takes its buffers from
+torch's caching allocators and never synchronizes the host, so a call can be captured in a CUDA
+graph and sits inside a torch.compile graph as the body of a custom op. Factors stay on the device
+(float64, one per tensor or one for all) and are read by the kernels.
+
+A list of tensors reaches the device as one table (addresses, sizes, dtypes, chunk offsets) that
+is filled on the host in pinned memory and copied asynchronously. Tables are cached under their
+exact contents plus device and stream, so a training loop over the same parameters builds its
+table once. A table used while a CUDA graph is being captured is kept for the life of the
+process: the graph reads it (and, if it was built during capture, copies it from its pinned
+source) at every replay.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+
+from ._dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64
+
+_CODES = {torch.float32: FLOAT32, torch.float64: FLOAT64, torch.float16: FLOAT16, torch.bfloat16: BFLOAT16}
+_RECENT_TABLES = 64  # tables kept for reuse outside graph capture (least recently used goes first)
+
+_lock = threading.Lock()
+_ext = None
+_ready_devices: set[int] = set()
+
+
+def _load():
+    """fastpenalty._cuda, or an ImportError saying why it cannot be had."""
+    global _ext
+    if _ext is None:
+        try:
+            from . import _cuda
+        except ImportError as exc:
+            raise ImportError(
+                "fastpenalty's CUDA kernels (fastpenalty._cuda) are not available: the package was built "
+                f"without a CUDA compiler, or the module failed to load ({exc})") from exc
+        _ext = _cuda
+    return _ext
+
+
+def unavailable_reason() -> str:
+    """Why the CUDA kernels cannot run here ('' when they can)."""
+    try:
+        ext = _load()
+    except ImportError as exc:
+        return str(exc)
+    if ext.available():
+        return ""
+    return (f"the CUDA runtime inside fastpenalty._cuda (version {ext.runtime_version()}) finds no usable "
+            f"GPU: {ext.device_query_error() or 'no device'} (driver supports CUDA {ext.driver_version()})")
+
+
+_available = False  # once a GPU was seen it stays usable: the torch layer asks before every call
+
+
+def is_available() -> bool:
+    """True when fastpenalty._cuda is built and sees a usable GPU; never raises."""
+    global _available
+    if not _available:
+        _available = unavailable_reason() == ""
+    return _available
+
+
+def _kernels_on(device: torch.device):
+    """The extension, with its kernels loaded on `device` (once per device)."""
+    ext = _load()
+    index = device.index
+    if index not in _ready_devices:
+        if not ext.available():
+            raise RuntimeError(f"fastpenalty: cannot run on {device}: {unavailable_reason()}")
+        ext.warm_up(index)
+        _ready_devices.add(index)
+    return ext
+
+
+class _Table(NamedTuple):
+    device_copy: torch.Tensor  # uint8 on the device, read by the kernel
+    pinned: torch.Tensor  # its host source; kept alive because a captured copy reads it on replay
+    num_tensors: int
+    total_chunks: int
+    num_blocks: int
+    scratch_bytes: int
+
+
+_recent: OrderedDict = OrderedDict()
+_captured: dict = {}
+
+
+def _table(ext, ws, gs, device: torch.device, stream: int) -> _Table:
+    w_ptrs = [w.data_ptr() for w in ws]
+    g_ptrs = [g.data_ptr() for g in gs] if gs is not None else []
+    ns = [w.numel() for w in ws]
+    codes = [_CODES[w.dtype] for w in ws]
+    key = (device.index, stream, tuple(w_ptrs), tuple(g_ptrs), tuple(ns), tuple(codes))
+    capturing = torch.cuda.is_current_stream_capturing()
+    with _lock:
+        table = _captured.get(key)
+        if table is not None:
+            return table
+        table = _recent.get(key)
+        if table is not None:
+            if capturing:
+                _captured[key] = _recent.pop(key)
+            else:
+                _recent.move_to_end(key)
+            return table
+    _check_layout(ws, gs, device)
+    table = _build_table(ext, w_ptrs, g_ptrs, ns, codes, device)
+    with _lock:
+        if capturing:
+            _captured[key] = table
+        else:
+            _recent[key] = table
+            while len(_recent) > _RECENT_TABLES:
+                _recent.popitem(last=False)
+    return table
+
+
+def _build_table(ext, w_ptrs, g_ptrs, ns, codes, device: torch.device) -> _Table:
+    nbytes = ext.table_bytes(len(w_ptrs))
+    pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    total = ext.fill_table(pinned.data_ptr(), nbytes, w_ptrs, g_ptrs, ns, codes)
+    device_copy = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    device_copy.copy_(pinned, non_blocking=True)
+    blocks = ext.grid_blocks(total, device.index)
+    return _Table(device_copy, pinned, len(w_ptrs), total, blocks, ext.scratch_bytes(blocks))
+
+
+def _check_layout(ws, gs, device: torch.device) -> None:
+    """What raw-pointer kernels rely on (the torch layer checks it all first; this is the backstop)."""
+    for i, w in enumerate(ws):
+        if w.device != device or not w.is_contiguous():
+            raise ValueError(f"fastpenalty: ws[{i}] must be a contiguous tensor on {device}")
+    if gs is not None:
+        for i, (w, g) in enumerate(zip(ws, gs)):
+            if g.device != device or not g.is_contiguous() or g.dtype != w.dtype or g.numel() != w.numel():
+                raise ValueError(f"fastpenalty: gs[{i}] must be a contiguous tensor on {device} "
+                                 f"with the shape and dtype of ws[{i}]")
+
+
+def _check_factors(name: str, f: torch.Tensor, count: int, device: torch.device) -> None:
+    if f.dtype != torch.float64 or f.device != device or f.dim() > 1 or not f.is_contiguous():
+        raise ValueError(f"fastpenalty: {name} must be a contiguous float64 tensor on {device}")
+    if f.numel() not in (1, count):
+        raise ValueError(f"fastpenalty: {name} has {f.numel()} factors for {count} tensors")
+
+
+def _result_dtype(ws) -> torch.dtype:
+    return torch.float64 if ws and all(w.dtype == torch.float64 for w in ws) else torch.float32
+
+
+_VALUE, _ACCUMULATE, _GRAD = 0, 1, 2  # the kernel's modes (fastpenalty._cuda.MODE_*)
+
+
+def _multi_tensor(mode: int, ws, gs, l1s: torch.Tensor, l2s: torch.Tensor):
+    """One pass over the list. Returns the 0-dim value for _VALUE/_ACCUMULATE, None for _GRAD."""
+    if gs is not None and len(gs) != len(ws):
+        raise ValueError(f"fastpenalty: {len(ws)} weights but {len(gs)} gradients")
+    out_dtype = _result_dtype(ws)
+    device = ws[0].device if ws else l1s.device
+    if device.type != "cuda":
+        raise ValueError(f"fastpenalty: _cuda_ops got tensors on {device}")
+    for w in ws:
+        if w.dtype not in _CODES:
+            raise TypeError(f"fastpenalty: unsupported dtype {w.dtype}")
+    _check_factors("l1s", l1s, len(ws), device)
+    _check_factors("l2s", l2s, len(ws), device)
+    if sum(w.numel() for w in ws) == 0:
+        return None if mode == _GRAD else torch.zeros((), dtype=out_dtype, device=device)
+    with torch.cuda.device(device):
+        ext = _kernels_on(device)
+        stream = torch.cuda.current_stream(device).cuda_stream
+        table = _table(ext, ws, gs, device, stream)
+        if mode == _GRAD:
+            scratch = out = None
+            scratch_ptr = out_ptr = 0
+        else:
+            scratch = torch.empty(table.scratch_bytes, dtype=torch.uint8, device=device)
+            out = torch.empty((), dtype=out_dtype, device=device)
+            scratch_ptr, out_ptr = scratch.data_ptr(), out.data_ptr()
+        ext.multi_tensor(mode, table.device_copy.data_ptr(), table.device_copy.numel(), table.num_tensors,
+                         table.total_chunks, l1s.data_ptr(), l1s.numel(), l2s.data_ptr(), l2s.numel(),
+                         scratch_ptr, table.scratch_bytes, table.num_blocks, out_ptr,
+                         out_dtype == torch.float64, device.index, stream)
+    return out
+
+
+def value_many(ws: list[torch.Tensor], l1s: torch.Tensor, l2s: torch.Tensor) -> torch.Tensor:
+    """sum_i l1s[i] * sum|ws[i]| + l2s[i] * sum ws[i]^2 as a 0-dim tensor on the device (float64
+    when every tensor is float64, else float32); two launches, whatever the number of tensors."""
+    return _multi_tensor(_VALUE, list(ws), None, l1s, l2s)
+
+
+def accumulate_many_(ws: list[torch.Tensor], gs: list[torch.Tensor], l1s: torch.Tensor,
+                     l2s: torch.Tensor) -> torch.Tensor:
+    """gs[i] += grad(ws[i]) for every i, in the same pass that computes the value (returned as in
+    value_many). A tensor whose two factors are 0 is left untouched."""
+    return _multi_tensor(_ACCUMULATE, list(ws), list(gs), l1s, l2s)
+
+
+def grad_many(ws: list[torch.Tensor], l1s: torch.Tensor, l2s: torch.Tensor) -> list[torch.Tensor]:
+    """[grad(w) for w in ws] as new contiguous tensors, in one launch whatever the number of tensors."""
+    ws = list(ws)
+    outs = [torch.empty_like(w, memory_format=torch.contiguous_format) for w in ws]
+    _multi_tensor(_GRAD, ws, outs, l1s, l2s)
+    return outs
+
+
+def grad(w: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
+    """A new contiguous tensor l1 * sign(w) + 2 * l2 * w in w's dtype (one launch)."""
+    device = w.device
+    if device.type != "cuda" or not w.is_contiguous():
+        raise ValueError(f"fastpenalty: _cuda_ops.grad needs a contiguous CUDA tensor, got one on {device}")
+    if w.dtype not in _CODES:
+        raise TypeError(f"fastpenalty: unsupported dtype {w.dtype}")
+    _check_factors("l1", l1, 1, device)
+    _check_factors("l2", l2, 1, device)
+    out = torch.empty_like(w, memory_format=torch.contiguous_format)
+    if w.numel() == 0:
+        return out
+    with torch.cuda.device(device):
+        ext = _kernels_on(device)
+        stream = torch.cuda.current_stream(device).cuda_stream
+        ext.grad(w.data_ptr(), out.data_ptr(), w.numel(), _CODES[w.dtype], l1.data_ptr(), l2.data_ptr(),
+                 device.index, stream)
+    return out
