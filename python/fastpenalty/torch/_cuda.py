@@ -1,0 +1,80 @@
+"""CUDA tensors: handed to fastpenalty._cuda_ops (the CUDA kernels, DESIGN.md).
+
+Factors arrive as float64 tensors on the device and nothing here reads a device value back, so
+no call waits for the GPU (check_finite=True is the exception: it has to look). The kernels take
+contiguous tensors; others go through a contiguous staging copy on the device.
+"""
+import torch
+
+from ._layout import is_dense
+from ._outputs import grad_buffer
+
+
+def kernels():
+    """fastpenalty._cuda_ops, or a RuntimeError that says why CUDA tensors cannot be served."""
+    try:
+        from .. import _cuda_ops
+    except ImportError as e:
+        raise RuntimeError(
+            "fastpenalty got CUDA tensors, but its CUDA kernels are not available in this "
+            f"installation ({e}); move the tensors to the CPU or install fastpenalty built with "
+            "CUDA (see `python -m fastpenalty info`)") from e
+    if not _cuda_ops.is_available():
+        raise RuntimeError(
+            "fastpenalty got CUDA tensors, but its CUDA kernels are not available: "
+            f"{_cuda_ops.unavailable_reason()}; move the tensors to the CPU or install fastpenalty "
+            "built with CUDA (see `python -m fastpenalty info`)")
+    return _cuda_ops
+
+
+def _contiguous(ts) -> list:
+    return [t if t.is_contiguous() else t.contiguous() for t in ts]
+
+
+def _in_promised_layout(w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The kernels write contiguous outputs; the fake kernel promised grad_buffer(w)'s strides."""
+    if w.is_contiguous() or not is_dense(w):
+        return out
+    return grad_buffer(w).copy_(out)
+
+
+def require_finite(ws, names) -> None:
+    flags = [torch.isfinite(w).all() for w in ws if w.numel()]
+    if not flags or bool(torch.stack(flags).all()):  # the one synchronization it costs
+        return
+    for w, name in zip(ws, names):
+        if w.numel() and not bool(torch.isfinite(w).all()):
+            raise ValueError(f"{name} contains NaN or Inf (check_finite=True)")
+
+
+def value_many(ws, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
+    if check_finite:
+        require_finite(ws, names)
+    return kernels().value_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+
+
+def grad(w, l1, l2, scale) -> torch.Tensor:
+    """scale * grad(w); the scale (autograd's incoming gradient) multiplies afterwards, so any
+    sign, NaN or Inf of it propagates."""
+    out = kernels().grad(w.contiguous(), l1.reshape(()), l2.reshape(()))
+    out = _in_promised_layout(w, out)
+    return out if scale is None else out.mul_(scale)
+
+
+def grad_many(ws, l1s, l2s, scale) -> list:
+    outs = kernels().grad_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+    outs = [_in_promised_layout(w, out) for w, out in zip(ws, outs)]
+    if outs:
+        torch._foreach_mul_(outs, scale)
+    return outs
+
+
+def accumulate_many(ws, gs, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
+    if check_finite:
+        require_finite(ws, names)
+    staged = _contiguous(gs)
+    total = kernels().accumulate_many_(_contiguous(ws), staged, l1s.reshape(-1), l2s.reshape(-1))
+    for g, gc in zip(gs, staged):
+        if gc is not g:
+            g.copy_(gc)
+    return total

@@ -1,0 +1,295 @@
+"""Penalty: a whole model's weight penalty as one fused multi-tensor call."""
+import contextlib
+import numbers
+import re
+from typing import NamedTuple
+
+import torch
+
+from .._factors import check_factor
+from . import _checks, distributed, functional
+
+DEFAULT_EXCLUDE = ("bias", "norm")
+
+
+class _Split(NamedTuple):
+    """The parameters that require grad and those that do not, with their positions and names."""
+    trainable: list
+    trainable_at: torch.Tensor
+    trainable_names: list
+    frozen: list
+    frozen_at: torch.Tensor
+    frozen_names: list
+
+
+@contextlib.contextmanager
+def _naming(names):
+    """Errors of the functional forms speak of ws[i] and gs[i]; say which parameter that is."""
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        def name(m):
+            return names[int(m.group(2))] + (".grad" if m.group(1) == "gs" else "")
+        message = re.sub(r"\b(ws|gs)\[(\d+)\]", name, str(e))
+        if message == str(e):
+            raise
+        raise type(e)(message) from e
+
+
+def _matches(rule, full_name: str, module) -> bool:
+    if isinstance(rule, str):
+        rule = rule.lower()
+        return rule in full_name.lower() or (module is not None and rule in type(module).__name__.lower())
+    if isinstance(rule, type):
+        return module is not None and isinstance(module, rule)
+    raise TypeError(f"exclude entries must be strings or module types, got {rule!r}")
+
+
+def _excluded(exclude, full_name: str, module) -> bool:
+    return any(_matches(rule, full_name, module) for rule in exclude)
+
+
+def _named_from_module(module: torch.nn.Module, exclude) -> list:
+    """(name, parameter) of every parameter of module that no exclude rule matches, each
+    parameter once (tied weights: its first name decides)."""
+    seen, kept = set(), []
+    for prefix, sub in module.named_modules():
+        for pname, p in sub.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            full = f"{prefix}.{pname}" if prefix else pname
+            if not _excluded(exclude, full, sub):
+                kept.append((full, p))
+    return kept
+
+
+def _named_from_items(items, exclude, label: str) -> list:
+    """Tensors, or (name, tensor) pairs as named_parameters() yields; names face the exclude
+    rules, anonymous tensors are always kept."""
+    kept = []
+    for i, item in enumerate(items):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            if not _excluded(exclude, item[0], None):
+                kept.append(item)
+        else:
+            kept.append((f"{label}[{i}]", item))
+    return kept
+
+
+def _factor_value(f, name: str) -> float:
+    if isinstance(f, torch.Tensor):
+        if f.numel() != 1:
+            raise ValueError(f"{name} must be a single factor, got a tensor of shape {tuple(f.shape)}")
+        f = f.item()  # the one read-back: factors are set rarely, the penalty runs every step
+    return check_factor(f, name)
+
+
+class Penalty:
+    """The penalty of many parameters, computed in one fused call.
+
+        penalty = Penalty(model, l2=5e-4)                    # biases and norm layers excluded
+        penalty = Penalty(model.parameters(), l1=1e-5)       # every parameter given
+        penalty = Penalty([{"params": convs, "l2": 1e-4},    # optimizer-style groups with their
+                           {"params": heads, "l1": 1e-5}])   # own factors (defaults: l1, l2)
+
+        loss = loss + penalty()            # differentiable total, compiles without graph breaks
+        # or, after loss.backward():
+        penalty.accumulate_()              # p.grad += grad(p) for every parameter, fused
+        # or once: optimizer.register_step_pre_hook(penalty.step_pre_hook)
+
+    `exclude` drops parameters of a module: a string drops those whose dotted name or owning
+    module's class name contains it (case-insensitive; the default ("bias", "norm") drops biases
+    and LayerNorm / BatchNorm / GroupNorm / RMSNorm ...), a module type drops the parameters of
+    modules of that type. (name, tensor) pairs, as named_parameters() yields, are matched on
+    their names only; plain tensors are always kept. A parameter reached twice (tied weights)
+    counts once; one given twice is an error.
+
+    Factors live in float64 tensors on the parameters' device, so `set_factors` changes them in
+    place: a compiled step that calls the penalty is not recompiled, and nothing waits for the
+    device. PyTorch's weight_decay=wd corresponds to l2 = wd / 2.
+
+    Sharded parameters (FSDP2 / DTensor, or plain tensor-parallel shards with `process_group`):
+    the value is the global one, local partial sums plus one scalar all_reduce per call; the
+    gradients stay local (see fastpenalty.torch.distributed). Build it after fully_shard.
+    """
+
+    def __init__(self, module_or_params, l1=0.0, l2=0.0, exclude=DEFAULT_EXCLUDE,
+                 process_group=None):
+        l1, l2 = _factor_value(l1, "l1"), _factor_value(l2, "l2")
+        exclude = () if exclude is None else ((exclude,) if isinstance(exclude, (str, type))
+                                              else tuple(exclude))
+        groups = self._groups(module_or_params, l1, l2, exclude)
+        self._params, self._names, self._slices, l1s, l2s = [], [], [], [], []
+        owner = {}
+        for g, (named, gl1, gl2) in enumerate(groups):
+            start = len(self._params)
+            for name, p in named:
+                _checks.weight(p, name)
+                if id(p) in owner:
+                    raise ValueError(f"{name} appears twice (also as {owner[id(p)]}); it would "
+                                     "be penalized twice")
+                owner[id(p)] = name
+                self._params.append(p)
+                self._names.append(name)
+            self._slices.append(slice(start, len(self._params)))
+            l1s += [gl1] * len(named)
+            l2s += [gl2] * len(named)
+        device = self._params[0].device if self._params else torch.device("cpu")
+        for p, name in zip(self._params, self._names):
+            if p.device != device:
+                raise ValueError(f"{name} is on {p.device} but {self._names[0]} is on {device}; "
+                                 "build one Penalty per device")
+        self._l1s = torch.tensor(l1s, dtype=torch.float64, device=device)
+        self._l2s = torch.tensor(l2s, dtype=torch.float64, device=device)
+        self._factors = [[gl1, gl2] for _, gl1, gl2 in groups]
+        self._splits = {}  # requires_grad pattern -> _Split
+        self._sharded = (distributed.Layout(self._params, process_group)
+                         if distributed.needed(self._params, process_group) else None)
+
+    @staticmethod
+    def _groups(source, l1, l2, exclude) -> list:
+        """[(named parameters, l1, l2)] per group."""
+        if isinstance(source, torch.nn.Module):
+            return [(_named_from_module(source, exclude), l1, l2)]
+        if isinstance(source, torch.Tensor):
+            source = [source]
+        items = list(source)
+        if items and all(isinstance(item, dict) for item in items):
+            groups = []
+            for g, group in enumerate(items):
+                if "params" not in group:
+                    raise ValueError(f"param group {g} has no 'params' entry")
+                params = group["params"]
+                params = [params] if isinstance(params, torch.Tensor) else list(params)
+                named = _named_from_items(params, exclude, f"group {g} params")
+                groups.append((named, _factor_value(group.get("l1", l1), f"group {g} l1"),
+                               _factor_value(group.get("l2", l2), f"group {g} l2")))
+            return groups
+        if any(isinstance(item, dict) for item in items):
+            raise TypeError("pass either parameters or param groups (dicts), not a mix")
+        return [(_named_from_items(items, exclude, "params"), l1, l2)]
+
+    # ---------------------------------------------------------------------------- inspection
+
+    @property
+    def parameters(self) -> tuple:
+        return tuple(self._params)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(self._names)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self._slices)
+
+    def factors(self, group: int = 0) -> tuple:
+        """(l1, l2) of a group, as floats."""
+        return tuple(self._factors[group])
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"(l1={a:g}, l2={b:g}, {s.stop - s.start} tensors)"
+                           for (a, b), s in zip(self._factors, self._slices))
+        return f"Penalty({groups})"
+
+    # ------------------------------------------------------------------------------- factors
+
+    def set_factors(self, l1=None, l2=None, group=None) -> None:
+        """Change l1 and/or l2 (None keeps a factor) of one group, or of all groups, in place.
+        A Python number costs nothing; a device tensor is read back once, to check it."""
+        groups = range(len(self._slices)) if group is None else [self._group_index(group)]
+        values = [(f, _factor_value(f, name), factors, column)
+                  for f, name, factors, column in ((l1, "l1", self._l1s, 0), (l2, "l2", self._l2s, 1))
+                  if f is not None]
+        for _, value, factors, column in values:
+            for g in groups:
+                factors[self._slices[g]].fill_(value)
+                self._factors[g][column] = value
+
+    def _group_index(self, group) -> int:
+        if not isinstance(group, numbers.Integral) or not -len(self._slices) <= group < len(self._slices):
+            raise IndexError(f"group {group!r} out of range: this Penalty has {len(self._slices)} "
+                             "group(s)")
+        return int(group) % len(self._slices)
+
+    def _follow_device(self) -> None:
+        """The parameters moved (model.to(...)) since the factors were made: move the factors."""
+        if self._params and self._params[0].device != self._l1s.device:
+            device = self._params[0].device
+            self._l1s, self._l2s = self._l1s.to(device), self._l2s.to(device)
+            self._splits.clear()
+
+    # ------------------------------------------------------------------------------- penalty
+
+    def __call__(self) -> torch.Tensor:
+        """The total penalty: a 0-dim tensor (fp32, fp64 if every parameter is fp64),
+        differentiable in every parameter. `loss = loss + penalty()`."""
+        self._follow_device()
+        if self._sharded is not None:
+            return distributed.value(self._sharded, self._l1s, self._l2s,
+                                     functional.value_many_tensors)
+        with _naming(self._names):
+            return functional.value_many_tensors(self._params, self._l1s, self._l2s)
+
+    def accumulate_(self) -> torch.Tensor:
+        """After loss.backward(): p.grad += grad(p) for every parameter that requires grad
+        (p.grad is created where it is None) in one fused multi-tensor pass. Returns the total
+        penalty (every parameter's, frozen ones included), detached."""
+        self._follow_device()
+        if self._sharded is not None:
+            return distributed.accumulate(self._sharded, self._l1s, self._l2s,
+                                          functional.accumulate_many_tensors,
+                                          functional.value_many_tensors)
+        pattern = tuple(p.requires_grad for p in self._params)
+        if all(pattern):
+            trainable, l1s, l2s, split = self._params, self._l1s, self._l2s, None
+        else:
+            split = self._split(pattern)
+            trainable = split.trainable
+            l1s = self._l1s.index_select(0, split.trainable_at)
+            l2s = self._l2s.index_select(0, split.trainable_at)
+        with torch.no_grad():
+            grads = [p.grad for p in trainable]
+            if any(g is None for g in grads):
+                for i, p in enumerate(trainable):
+                    if grads[i] is None:
+                        p.grad = grads[i] = torch.zeros_like(p)
+            with _naming(self._names if split is None else split.trainable_names):
+                total = functional.accumulate_many_tensors(trainable, grads, l1s, l2s)
+            if split is not None and split.frozen:
+                with _naming(split.frozen_names):
+                    rest = functional.value_many_tensors(
+                        split.frozen, self._l1s.index_select(0, split.frozen_at),
+                        self._l2s.index_select(0, split.frozen_at))
+                fp64 = total.dtype == rest.dtype == torch.float64
+                total = (total.double() + rest.double()).to(torch.float64 if fp64 else torch.float32)
+        return total
+
+    def _split(self, pattern: tuple) -> "_Split":
+        split = self._splits.get(pattern)
+        if split is None:
+            kept = [i for i, keep in enumerate(pattern) if keep]
+            dropped = [i for i, keep in enumerate(pattern) if not keep]
+            device = self._l1s.device
+            split = _Split([self._params[i] for i in kept],
+                           torch.tensor(kept, dtype=torch.long, device=device),
+                           [self._names[i] for i in kept],
+                           [self._params[i] for i in dropped],
+                           torch.tensor(dropped, dtype=torch.long, device=device),
+                           [self._names[i] for i in dropped])
+            self._splits[pattern] = split
+        return split
+
+    # --------------------------------------------------------------------------------- hooks
+
+    def step_pre_hook(self, optimizer, args, kwargs) -> None:
+        """For optimizer.register_step_pre_hook: adds the penalty gradients before every step."""
+        self.accumulate_()
+
+    def attach(self, optimizer):
+        """Registers step_pre_hook on the optimizer; returns the removable handle."""
+        return optimizer.register_step_pre_hook(self.step_pre_hook)

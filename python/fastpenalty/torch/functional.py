@@ -1,0 +1,289 @@
+"""The public penalty functions for torch tensors (fastpenalty.l1 & co. route tensors here).
+
+    l1(w, factor=0.01, *, check_finite=False)             -> 0-dim tensor
+    l2(w, factor=0.01, *, check_finite=False)             -> 0-dim tensor
+    l1_l2(w, l1=0.01, l2=0.01, *, check_finite=False)     -> 0-dim tensor
+    grad(w, l1=0.0, l2=0.0, *, check_finite=False)        -> tensor shaped like w
+    accumulate_(w, g, l1=0.0, l2=0.0, *, check_finite=False)          -> 0-dim tensor
+    value_many(ws, l1=0.0, l2=0.0, *, check_finite=False)             -> 0-dim tensor
+    accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite=False)   -> 0-dim tensor
+
+Values are 0-dim tensors on the weights' device: float32, or float64 when every weight is
+float64. l1, l2, l1_l2, value_many and grad are differentiable with respect to the weights (and
+traceable by torch.compile without graph breaks); accumulate_ and accumulate_many_ write g in
+place, are not differentiable and return the value detached.
+
+Factors may be Python numbers or 0-dim tensors (for the *_many forms also one number per tensor,
+or a 1-dim tensor with one entry per tensor). Under torch.compile a Python number passed into the
+compiled function is specialized on: a new value recompiles (dynamo may then turn the number
+into a symbolic input, at the price of that recompilation). A factor that changes between
+compiled calls (a schedule) should therefore be a tensor updated in place, or belong to a
+fastpenalty.torch.Penalty: then it is an input of the graph and never recompiles. Factors are
+checked (finite, >= 0, else ValueError naming the factor) wherever their value is on the host:
+numbers and CPU tensors in eager mode at the call, and inside a compiled graph when the op runs
+on CPU tensors. Factors on a GPU are not read back, so that no call waits for the device:
+give such factors as numbers in eager mode, or through Penalty (checked in set_factors).
+"""
+import torch
+
+from .._factors import check_factor, check_factor_list
+from . import _checks, _cpu, _ops
+from ._overlap import require_disjoint
+
+try:
+    _functorch_active = torch._C._functorch.peek_interpreter_stack
+except AttributeError:  # unknown torch internals: never take the direct path
+    def _functorch_active():
+        return True
+
+def _eager() -> bool:
+    """No tracing, mode or functorch transform that would have to see the call."""
+    return not (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+                or torch._C._is_torch_function_mode_enabled() or _functorch_active() is not None)
+
+
+def _direct(tensors, differentiable: bool) -> bool:
+    """Whether the CPU kernels may run without the dispatcher: plain CPU tensors in eager mode,
+    with nothing for autograd, a mode or a transform to see. Same kernels, same checks; it only
+    saves the custom op's dispatch overhead on calls where the op would do nothing else."""
+    if not _eager():
+        return False
+    record = differentiable and torch.is_grad_enabled()
+    return all(type(t) in _cpu.PLAIN_TYPES and t.is_cpu and not (record and t.requires_grad)
+               for t in tensors)
+
+
+# ----------------------------------------------------------------------------------- factors
+
+def _check_factor_tensor(f: torch.Tensor, name: str, count: int) -> None:
+    if f.requires_grad:
+        raise ValueError(f"{name} requires grad; penalties are not differentiable with respect to "
+                         f"their factors (pass {name}.detach())")
+    if f.is_complex() or f.dtype == torch.bool:
+        raise TypeError(f"{name} must be a real number, got a {f.dtype} tensor")
+    if f.dim() > 1 or f.numel() not in (1, count):
+        what = "a single factor" if count == 1 else f"one factor or one per tensor ({count})"
+        raise ValueError(f"{name} must hold {what}, got a tensor of shape {tuple(f.shape)}")
+
+
+def _host_value(f, name: str):
+    """The factor's value, checked, when the host knows it without waiting for a device: a
+    number, or a CPU tensor outside of tracing. None otherwise; the op then checks CPU factors
+    when it runs. While tracing, a number may be symbolic (dynamo makes a float argument dynamic
+    once its value changes), so Python-level checks are left to the op there too."""
+    if type(f) is float and not torch.compiler.is_compiling():  # the common case, quickly
+        return _checks.factor_value(f, name)
+    if isinstance(f, torch.Tensor):
+        _check_factor_tensor(f, name, 1)
+        if f.is_cpu and not torch.compiler.is_compiling():
+            return check_factor(f.item(), name)
+        return None
+    if torch.compiler.is_compiling():
+        return None
+    return check_factor(f, name)
+
+
+# Eager calls with number factors reuse one tensor per (value, device): the values repeat from
+# call to call, and a fill per factor would cost more than the op on a small tensor.
+_constants = {}
+
+
+def _constant(value: float, device) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        return torch.full((), value, dtype=torch.float64, device=device)
+    key = (value, device)
+    t = _constants.get(key)
+    if t is None:
+        t = torch.full((), value, dtype=torch.float64, device=device)
+        if not torch.is_inference_mode_enabled():  # an inference tensor cannot be saved for backward
+            if len(_constants) >= 64:
+                _constants.clear()
+            _constants[key] = t
+    return t
+
+
+def _factor(f, name: str, device) -> torch.Tensor:
+    """One factor as the float64 0-dim tensor on `device` that the ops take."""
+    value = _host_value(f, name)
+    if not isinstance(f, torch.Tensor):
+        return _constant(f if value is None else value, device)
+    if value is not None and f.device != device:
+        return _constant(value, device)
+    return f.reshape(()).to(device=device, dtype=torch.float64)
+
+
+def _is_sequence(f) -> bool:
+    return isinstance(f, (list, tuple)) or (not isinstance(f, torch.Tensor) and getattr(f, "ndim", 0) > 0)
+
+
+def _host_values(f, name: str, count: int):
+    """One factor or one per tensor as checked floats known on the host, or None."""
+    if isinstance(f, torch.Tensor):
+        _check_factor_tensor(f, name, count)
+        if f.is_cpu and not torch.compiler.is_compiling():
+            return _checks.factor_values(f.reshape(-1).tolist(), name)
+        return None
+    if _is_sequence(f) and any(isinstance(v, torch.Tensor) for v in f):
+        if len(f) != count:
+            raise ValueError(f"{name} has {len(f)} entries for {count} tensors")
+        values = [_host_value(v, f"{name}[{i}]") for i, v in enumerate(f)]
+        return None if None in values else values
+    if torch.compiler.is_compiling():
+        return None
+    return check_factor_list(f, name, count)
+
+
+def _factors(f, name: str, count: int, device) -> torch.Tensor:
+    """One factor or one per tensor as the float64 1-dim tensor on `device` the ops take."""
+    values = _host_values(f, name, count)
+    if values is not None:
+        if len(values) == 1:
+            return _constant(values[0], device).reshape(1)
+        return torch.tensor(values, dtype=torch.float64).to(device, non_blocking=True)
+    if isinstance(f, torch.Tensor):
+        return f.reshape(-1).to(device=device, dtype=torch.float64).contiguous()
+    if _is_sequence(f):
+        if len(f) != count:
+            raise ValueError(f"{name} has {len(f)} entries for {count} tensors")
+        return torch.stack([_factor(v, f"{name}[{i}]", device) for i, v in enumerate(f)])
+    return _factor(f, name, device).reshape(1)
+
+
+def _float_list(f: torch.Tensor) -> list:
+    return f.reshape(-1).tolist()
+
+
+# -------------------------------------------------------------------------------- one tensor
+
+def _value(w, l1, l2, check_finite: bool, names) -> torch.Tensor:
+    _checks.weight(w, "w")
+    if _direct((w,), differentiable=True):
+        a, b = _host_value(l1, names[0]), _host_value(l2, names[1])
+        if a is not None and b is not None:
+            return _cpu.value(w, a, b, check_finite)
+    return _ops.value(w, _factor(l1, names[0], w.device), _factor(l2, names[1], w.device),
+                      bool(check_finite))
+
+
+def l1(w, factor=0.01, *, check_finite: bool = False) -> torch.Tensor:
+    """factor * sum(|w|) as a 0-dim tensor, differentiable in w."""
+    return _value(w, factor, 0.0, check_finite, ("factor", "l2"))
+
+
+def l2(w, factor=0.01, *, check_finite: bool = False) -> torch.Tensor:
+    """factor * sum(w**2) as a 0-dim tensor, differentiable in w. PyTorch's optimizer
+    weight_decay=wd is factor = wd / 2."""
+    return _value(w, 0.0, factor, check_finite, ("l1", "factor"))
+
+
+def l1_l2(w, l1=0.01, l2=0.01, *, check_finite: bool = False) -> torch.Tensor:
+    """l1 * sum(|w|) + l2 * sum(w**2) in one pass over w, as a 0-dim tensor."""
+    return _value(w, l1, l2, check_finite, ("l1", "l2"))
+
+
+def grad(w, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
+    """A new tensor shaped like w, in w's dtype: l1 * sign(w) + 2 * l2 * w, sign(0) = 0."""
+    _checks.weight(w, "w")
+    if _direct((w,), differentiable=True):
+        a, b = _host_value(l1, "l1"), _host_value(l2, "l2")
+        if a is not None and b is not None:
+            if check_finite:
+                _cpu.require_finite([w], ["w"])
+            return _cpu.grad(w, a, b)
+    return _ops.grad(w, _factor(l1, "l1", w.device), _factor(l2, "l2", w.device), None,
+                     bool(check_finite))
+
+
+def accumulate_(w, g, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
+    """g += grad(w) in one fused pass that also returns the penalty value of w (detached)."""
+    _checks.weight(w, "w")
+    _checks.target(w, g, "w", "g")
+    if _direct((w, g), differentiable=False):
+        a, b = _host_value(l1, "l1"), _host_value(l2, "l2")
+        if a is not None and b is not None:
+            require_disjoint([w], [g], single=True)
+            out = _cpu.accumulate(w, g, a, b, check_finite)
+            torch.autograd.graph.increment_version(g)
+            return out
+    l1t, l2t = _factor(l1, "l1", w.device), _factor(l2, "l2", w.device)
+    with torch.no_grad():  # the value of an in-place update is returned detached
+        return _ops.accumulate_(w, g, l1t, l2t, bool(check_finite))
+
+
+# ------------------------------------------------------------------------------ many tensors
+
+def _as_list(ts, name: str) -> list:
+    if isinstance(ts, torch.Tensor):
+        raise TypeError(f"{name} must be a sequence of tensors, got a single tensor")
+    return ts if isinstance(ts, list) else list(ts)
+
+
+def _device_of(ws):
+    return ws[0].device if ws else torch.device("cpu")
+
+
+def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
+    """l1 * sum|w| + l2 * sum w^2 summed over every tensor of ws, in one fused call; l1 and l2
+    are one factor or one per tensor. A 0-dim tensor, differentiable in every w."""
+    ws = _as_list(ws, "ws")
+    if _eager():
+        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
+        if flat is not None:
+            a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
+            if a is not None and b is not None and None not in a and None not in b:
+                return _cpu.value_flat(flat, ws, a, b, check_finite)
+    _checks.many(ws, "ws")
+    device = _device_of(ws)
+    return _ops.value_many(ws, _factors(l1, "l1", len(ws), device),
+                           _factors(l2, "l2", len(ws), device), bool(check_finite))
+
+
+def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
+    """Every gs[i] += grad(ws[i]) in one fused multi-tensor call; returns the total value
+    (detached). Nothing is written unless every check passes."""
+    ws, gs = _as_list(ws, "ws"), _as_list(gs, "gs")
+    if _eager():
+        pairs = _cpu.plain_pairs(ws, gs)
+        if pairs is not None:
+            a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
+            if a is not None and b is not None and None not in a and None not in b:
+                return _written(gs, _cpu.accumulate_flat(pairs, ws, gs, a, b, check_finite))
+    _checks.targets(ws, gs)
+    device = _device_of(ws)
+    l1s, l2s = _factors(l1, "l1", len(ws), device), _factors(l2, "l2", len(ws), device)
+    if _direct(ws + gs, differentiable=False):  # CPU tensors of any layout
+        return _written(gs, _cpu.accumulate_many(ws, gs, _float_list(l1s), _float_list(l2s),
+                                                 check_finite))
+    with torch.no_grad():  # the value of an in-place update is returned detached
+        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
+
+
+def _written(gs, value: torch.Tensor) -> torch.Tensor:
+    """After a write past the dispatcher: autograd must see that gs changed."""
+    if gs:
+        torch.autograd.graph.increment_version(gs)
+    return value
+
+
+# The two entry points that take factors already as float64 tensors on the weights' device
+# (Penalty uses them: its factors live in tensors that are updated in place).
+
+def value_many_tensors(ws: list, l1s: torch.Tensor, l2s: torch.Tensor,
+                       check_finite: bool = False) -> torch.Tensor:
+    if l1s.is_cpu and _eager():
+        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
+        if flat is not None:
+            return _cpu.value_flat(flat, ws, _float_list(l1s), _float_list(l2s), check_finite)
+    return _ops.value_many(ws, l1s, l2s, bool(check_finite))
+
+
+def accumulate_many_tensors(ws: list, gs: list, l1s: torch.Tensor, l2s: torch.Tensor,
+                            check_finite: bool = False) -> torch.Tensor:
+    if l1s.is_cpu and _eager():
+        pairs = _cpu.plain_pairs(ws, gs)
+        if pairs is not None:
+            return _written(gs, _cpu.accumulate_flat(pairs, ws, gs, _float_list(l1s),
+                                                     _float_list(l2s), check_finite))
+    _checks.targets(ws, gs)  # here, where grad mode is still the caller's
+    with torch.no_grad():  # the value of an in-place update is returned detached
+        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
