@@ -227,9 +227,14 @@ fp_status fp_accumulate(const void* w, void* g, int64_t n, int32_t dtype, double
   return fp_accumulate_many(1, &w, &g, &n, &dtype, &l1, &l2, 1, out);
 }
 
-fp_status fp_grad(const void* w, void* out_grad, int64_t n, int32_t dtype, double l1, double l2) {
-  Call c = fp::cpu::make_call(Mode::grad, 1, &w, &out_grad, &n, &dtype, &l1, &l2, 1);
+fp_status fp_grad_many(int64_t count, const void* const* ws, void* const* outs, const int64_t* ns,
+                       const int32_t* dtypes, const double* l1s, const double* l2s, int64_t n_factors) {
+  Call c = fp::cpu::make_call(Mode::grad, count, ws, outs, ns, dtypes, l1s, l2s, n_factors);
   return fp::cpu::execute(c, nullptr);
+}
+
+fp_status fp_grad(const void* w, void* out_grad, int64_t n, int32_t dtype, double l1, double l2) {
+  return fp_grad_many(1, &w, &out_grad, &n, &dtype, &l1, &l2, 1);
 }
 
 fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype) {

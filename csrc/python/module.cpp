@@ -135,6 +135,20 @@ PYBIND11_MODULE(_core, m) {
       py::arg("w_ptrs"), py::arg("g_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
 
   m.def(
+      "grad_many",
+      [](const std::vector<uintptr_t>& ws, const std::vector<uintptr_t>& outs, std::vector<int64_t> ns,
+         std::vector<int32_t> dtypes, std::vector<double> l1s, std::vector<double> l2s) {
+        ManyArgs a{as_pointers<const void>(ws), as_pointers<void>(outs), std::move(ns), std::move(dtypes),
+                   std::move(l1s), std::move(l2s)};
+        check_lengths(a, true);
+        call_without_gil([&] {
+          return fp_grad_many(int64_t(a.ws.size()), a.ws.data(), a.gs.data(), a.ns.data(), a.dtypes.data(),
+                              a.l1s.data(), a.l2s.data(), int64_t(a.l1s.size()));
+        });
+      },
+      py::arg("w_ptrs"), py::arg("out_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
+
+  m.def(
       "probe_add",
       [](uintptr_t w, uintptr_t g, int64_t n, int32_t dtype) {
         call_without_gil([&] {

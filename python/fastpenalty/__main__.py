@@ -17,6 +17,8 @@ _COMMANDS = {
 def main(argv=None) -> int:
     """Entry point of `python -m fastpenalty` and of the `fastpenalty` script."""
     parser = argparse.ArgumentParser(prog="python -m fastpenalty", description=__doc__)
+    parser.add_argument("--cmake-dir", action="store_true",
+                        help="print the directory of fastpenaltyConfig.cmake (for find_package) and exit")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(_COMMANDS) + "}")
     modules = {}
     for name, (module_name, help_text) in _COMMANDS.items():
@@ -29,6 +31,11 @@ def main(argv=None) -> int:
         module.add_arguments(p)
         modules[name] = module
     args = parser.parse_args(argv)
+    if args.cmake_dir:
+        from ._cmake import cmake_dir
+
+        print(cmake_dir())
+        return 0
     if args.command is None:
         parser.print_help()
         return 2

@@ -9,7 +9,9 @@ from typing import Sequence
 
 def check_factor(value, name: str) -> float:
     """A plain number as a float, or ValueError/TypeError naming the factor."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not isinstance(value, numbers.Real):
         try:  # NumPy 0-d arrays and other float-convertible scalars
             if getattr(value, "ndim", 0) != 0:
                 raise TypeError

@@ -55,6 +55,8 @@ FP_API fp_status fp_accumulate(const void* w, void* g, int64_t n, int32_t dtype,
  * (n_factors). dtypes may differ between tensors; gs[i] has ws[i]'s dtype. */
 FP_API fp_status fp_value_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
                                const double* l1s, const double* l2s, int64_t n_factors, double* out);
+FP_API fp_status fp_grad_many(int64_t count, const void* const* ws, void* const* outs, const int64_t* ns,
+                              const int32_t* dtypes, const double* l1s, const double* l2s, int64_t n_factors);
 FP_API fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
                                     const int32_t* dtypes, const double* l1s, const double* l2s,
                                     int64_t n_factors, double* out);
