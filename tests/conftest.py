@@ -10,6 +10,7 @@ import pytest
 # `from _tolerances import ...` must work under any pytest import mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _cases  # noqa: E402
 from _tolerances import DTYPE_IDS, FLOAT_DTYPES  # noqa: E402
 
 try:
@@ -92,3 +93,9 @@ def weights(rng):
         return random_weights(rng, shape, dtype, scale, zero_fraction)
 
     return make
+
+
+@pytest.fixture(params=sorted(_cases.FACTORS))
+def factors(request):
+    """(l1, l2) over the shared cases: each term alone, both, and large factors."""
+    return _cases.FACTORS[request.param]

@@ -15,17 +15,7 @@ from _tolerances import (
     result_is_fp32,
 )
 
-FACTORS = {
-    "l1_only": (0.013, 0.0),
-    "l2_only": (0.0, 0.021),
-    "both": (0.013, 0.021),
-    "large": (3.5, 1.25),
-}
-
-
-@pytest.fixture(params=sorted(FACTORS))
-def factors(request):
-    return FACTORS[request.param]
+from _cases import FACTORS
 
 
 def check_accumulate(w, g, l1, l2):

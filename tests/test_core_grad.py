@@ -9,17 +9,7 @@ import fastpenalty
 from fastpenalty import reference
 from _tolerances import as_float64, assert_elements_close
 
-FACTORS = {
-    "l1_only": (0.013, 0.0),
-    "l2_only": (0.0, 0.021),
-    "both": (0.013, 0.021),
-    "large": (3.5, 1.25),
-}
-
-
-@pytest.fixture(params=sorted(FACTORS))
-def factors(request):
-    return FACTORS[request.param]
+from _cases import FACTORS
 
 
 def check_grad(w, l1, l2):

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._dtypes import numpy_code, result_is_fp64
-from ._factors import check_factor, factor_lists
+from ._factors import factor_lists
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -113,4 +113,4 @@ def accumulate_many_(ws, gs, l1, l2, check_finite: bool = False) -> float:
     return _result(v, codes)
 
 
-__all__ = ["value", "grad", "accumulate_", "value_many", "accumulate_many_", "check_factor"]
+__all__ = ["value", "grad", "accumulate_", "value_many", "accumulate_many_"]

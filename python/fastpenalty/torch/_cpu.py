@@ -152,12 +152,17 @@ def _names(n: int) -> list:
 
 # --------------------------------------------------------------------------------- one tensor
 
-def value(w, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
+def _nothing_to_do(w, l1: float, l2: float, check_finite: bool) -> bool:
+    """Checks the factors (and w, when asked); True when the value is 0 and g stays as it is."""
     _checks.factor_value(l1, "l1")
     _checks.factor_value(l2, "l2")
     if check_finite:
         require_finite([w], ["w"])
-    if w.numel() == 0 or (l1 == 0.0 and l2 == 0.0):
+    return w.numel() == 0 or (l1 == 0.0 and l2 == 0.0)
+
+
+def value(w, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
+    if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
     src = _flat(w)
     return as_value(_core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2),
@@ -188,11 +193,7 @@ def grad(w, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor:
 
 def accumulate(w, g, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     """g += grad(w); the caller has checked the pair and its memory."""
-    _checks.factor_value(l1, "l1")
-    _checks.factor_value(l2, "l2")
-    if check_finite:
-        require_finite([w], ["w"])
-    if w.numel() == 0 or (l1 == 0.0 and l2 == 0.0):
+    if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
     if is_dense(w) and is_dense(g) and same_layout(w, g):
         v = _core.accumulate(w.data_ptr(), g.data_ptr(), w.numel(), DTYPE_CODES[w.dtype], l1, l2)
