@@ -28,8 +28,8 @@ seed and gives the same numbers with either backend (see ``materialize.py``).
 from __future__ import annotations
 
 import math
-import re
 
+from .._exclusion import is_excluded  # noqa: F401  (re-exported as models.is_excluded)
 from .architectures import ARCHITECTURES, TensorSpec
 from .materialize import canonical_dtype, fill
 
@@ -70,25 +70,3 @@ def materialize(name: str, dtype="float32", seed: int = 0, backend: str = "torch
                 device: str = "cpu", progress=None) -> dict:
     return fill(_tensor_specs(name), dtype=dtype, seed=seed, backend=backend, device=device,
                 progress=progress)
-
-
-# A name component that is a normalization layer: LayerNorm, layernorm, input_layernorm, norm,
-# rms_norm, ln_1, ln_f, bn1, bn3, gn ...
-_NORM_COMPONENT = re.compile(r"norm|^(ln|bn|gn)(_[a-z0-9]+|\d+)?$", re.IGNORECASE)
-
-
-def is_excluded(name: str, shape=None) -> bool:
-    """The default exclusion: biases and normalization weights.
-
-    A parameter is left out when its name has a ``bias`` component (``fc.bias``,
-    ``attn.c_attn.bias``), a normalization component (``LayerNorm``, ``ln_1``, ``bn2``,
-    ``input_layernorm``, ``model.norm``), or when it is a vector (``len(shape) <= 1``):
-    biases and norm gains are 1-D in every architecture here, and the shape rule also
-    catches norms named by position, such as torchvision's ``downsample.1``.
-    """
-    parts = name.split(".")
-    if any(p == "bias" or p.endswith("_bias") for p in parts):
-        return True
-    if any(_NORM_COMPONENT.search(p) for p in parts[:-1] or parts):
-        return True
-    return shape is not None and len(tuple(shape)) <= 1
