@@ -199,7 +199,8 @@ def test_checkpoint_formats(tmp_path, capsys, fmt):
     (b"", ["--checkpoint", "{tmp}/bad.safetensors"], "cannot read"),
     (b"not a pickle at all" * 4, ["--checkpoint", "{tmp}/bad.pt"], "cannot read"),
     (b"PK\x03\x04 truncated", ["--checkpoint", "{tmp}/bad.npz"], "cannot read"),
-    (b"x", ["--checkpoint", "{tmp}/weights.h5"], "unknown checkpoint format"),
+    (b"x", ["--checkpoint", "{tmp}/weights.onnx"], "unknown checkpoint format"),
+    (b"x", ["--checkpoint", "{tmp}/bad.weights.h5"], "cannot read"),
     (None, ["--model", "mlp-tiny", "--l2", "-1"], "--l2 must be finite and >= 0"),
     (None, ["--model", "mlp-tiny", "--json", "{tmp}/no/such/dir/p.json", "--no-timing"], "cannot write"),
 ])

@@ -12,9 +12,10 @@ import os
 import sys
 
 from .. import models
-from . import loading
+from . import sources
 from .errors import ProfileError
-from .progress import Progress
+from .outputs import check_outputs
+from .terminal import safe_text
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 SORTS = ("model", "penalty", "params", "name")
@@ -28,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"embedded model generated in-process (default {models.DEFAULT}); "
                           f"one of: {', '.join(models.names())}")
     src.add_argument("--checkpoint", metavar="PATH",
-                     help="a real model's weights: .safetensors, torch state_dict (.pt/.pth/.bin) or .npz")
+                     help="a real model's weights: .safetensors, torch state_dict (.pt/.pth/.bin), "
+                          ".npz, Keras .keras/.weights.h5, or a sharded set (its directory or "
+                          "*.index.json); only torch files need torch")
     src.add_argument("--list-models", action="store_true", help="list the embedded models and exit")
     src.add_argument("--dtype", choices=DTYPES,
                      help="dtype of the weights (default: float32 for embedded models, "
@@ -79,45 +82,46 @@ def _check(args) -> None:
 
 
 def _check_device(device: str) -> None:
-    import torch
+    if device == "cpu":
+        return  # NumPy on the CPU: no torch needed
+    try:
+        import torch
+    except ImportError:
+        raise ProfileError(f"--device {safe_text(device)} needs PyTorch: pip install torch",
+                           code=2) from None
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ProfileError(f"unknown device {device!r}", code=2) from None
+        raise ProfileError(f"unknown device {safe_text(device)!r}", code=2) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ProfileError(f"device {device!r} asked for, but CUDA is not available here", code=2)
+        raise ProfileError(f"device {safe_text(device)!r} asked for, but CUDA is not available here",
+                           code=2)
 
 
-def _load(args) -> loading.Weights:
+def _source(args) -> sources.Source:
     if args.checkpoint:
-        size = os.path.getsize(args.checkpoint) if os.path.isfile(args.checkpoint) else 1
-        with Progress("reading", size) as bar:
-            return loading.checkpoint(args.checkpoint, args.dtype, args.device, progress=bar.advance)
-    name = args.model or models.DEFAULT
-    with Progress(f"generating {name}", models.num_parameters(name)) as bar:
-        return loading.generated(name, args.dtype, args.seed, args.device, progress=bar.advance)
+        return sources.checkpoint(args.checkpoint)
+    return sources.generated(args.model or models.DEFAULT, args.seed)
 
 
-def _profile(weights: loading.Weights, args):
+def _check_plot_format(path: str) -> None:
+    from .plot import supported_formats
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    formats = supported_formats()
+    if suffix not in formats:
+        raise ProfileError(f"--plot {safe_text(path)}: unknown image format "
+                           f"{safe_text(suffix or '(no suffix)')!r}; use one of {', '.join(formats)}",
+                           code=2)
+
+
+def _profile(source, args):
     from . import stats
-    layers = []
-    total = sum(t.numel() for t in weights.tensors.values())
-    with Progress("statistics", total) as bar:
-        for name, tensor in weights.tensors.items():
-            layers.append(stats.layer_stats(name, tensor, args.l1, args.l2, args.zero_threshold,
-                                            exclude=not args.no_exclude))
-            bar.advance(tensor.numel())
-    stats.fill_shares(layers)
-    return layers, stats.totals(layers)
-
-
-def _timing(weights, layers, args):
-    if args.no_timing:
-        return None
-    from .timing import time_passes
-    penalized = [weights.tensors[s.name] for s in layers if not s.excluded]
-    with Progress("timing", 2 * args.repeat) as bar:
-        return time_passes(penalized, args.l1, args.l2, args.repeat, progress=bar.advance)
+    from .collect import collect
+    collected = collect(source, args, want_samples=bool(args.plot))
+    if not collected.layers:
+        raise ProfileError(f"{source.label} holds no floating-point weights")
+    stats.fill_shares(collected.layers)
+    return collected, stats.totals(collected.layers)
 
 
 def _sorted_for_table(layers, sort: str, top: int | None):
@@ -126,12 +130,14 @@ def _sorted_for_table(layers, sort: str, top: int | None):
     return rows[:top] if top else rows
 
 
-def build_report(weights, layers, totals, timing, args, shown: int) -> dict:
+def build_report(source, collected, totals, args, shown: int) -> dict:
     import fastpenalty
     return {
         "fastpenalty_version": getattr(fastpenalty, "__version__", None),
         "source": {
-            "label": weights.source,
+            "label": source.label,
+            "files": source.files,
+            "notes": source.notes,
             "model": None if args.checkpoint else (args.model or models.DEFAULT),
             "checkpoint": args.checkpoint,
             "dtype": args.dtype,
@@ -140,10 +146,10 @@ def build_report(weights, layers, totals, timing, args, shown: int) -> dict:
         },
         "settings": {"l1": args.l1, "l2": args.l2, "zero_threshold": args.zero_threshold,
                      "exclude_default": not args.no_exclude, "sort": args.sort, "top": args.top},
-        "layers": [s.as_dict() for s in layers],
+        "layers": [s.as_dict() for s in collected.layers],
         "totals": totals,
-        "timing": timing,
-        "skipped": [{"name": n, "reason": why} for n, why in weights.skipped],
+        "timing": collected.timing,
+        "skipped": [{"name": n, "reason": why} for n, why in collected.skipped],
         "shown": shown,
     }
 
@@ -156,20 +162,30 @@ def _main(args) -> int:
         return 0
     _check(args)
     _check_device(args.device)
-    weights = _load(args)
-    layers, totals = _profile(weights, args)
-    timing = _timing(weights, layers, args)
-    shown = _sorted_for_table(layers, args.sort, args.top)
-    report = build_report(weights, layers, totals, timing, args, len(shown))
+    source = _source(args)
+    if args.plot:
+        _check_plot_format(args.plot)
+    check_outputs({"json": args.json, "csv": args.csv, "plot": args.plot}, source.files)
+    collected, totals = _profile(source, args)
+    shown = _sorted_for_table(collected.layers, args.sort, args.top)
+    report = build_report(source, collected, totals, args, len(shown))
+    wrote = []
     if args.json:
         writers.write_json(report, args.json)
+        wrote.append(args.json)
     if args.csv:
         writers.write_csv(report, args.csv)
+        wrote.append(args.csv)
     if args.plot:
         from .plot import write_plot
-        write_plot(args.plot, layers, weights.tensors, f"penalty share per tensor: {weights.source}")
-    if "-" not in (args.json, args.csv):
+        write_plot(args.plot, collected.layers, collected.samples, source.label)
+        wrote.append(args.plot)
+    to_stdout = "-" in (args.json, args.csv)
+    if not to_stdout:
         table.print_report(report, shown, use_rich=False if args.plain else None)
+    for path in wrote:
+        if path != "-":
+            print(f"wrote {safe_text(path)}", file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -177,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _main(args)
     except ProfileError as exc:
-        print(f"fastpenalty profile: error: {exc}", file=sys.stderr)
+        print(f"fastpenalty profile: error: {safe_text(exc)}", file=sys.stderr)
         return exc.code
     except MemoryError:
         print("fastpenalty profile: error: out of memory (try --dtype bfloat16 or a smaller model)",

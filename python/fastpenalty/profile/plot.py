@@ -1,18 +1,15 @@
-"""--plot FILE.png: the per-layer penalty share and weight histograms of the largest layers.
-matplotlib is an optional extra (pip install fastpenalty[plot])."""
+"""--plot FILE: the penalty share of every tensor, named, and weight histograms of the largest
+tensors. matplotlib is an optional extra (pip install fastpenalty[plot])."""
 
 from __future__ import annotations
 
-import numpy as np
+import os
 
 from .errors import ProfileError
+from .outputs import write_atomically
+from .terminal import safe_text
 
-_HIST_LAYERS = 4
-_HIST_SAMPLE = 200_000
-
-
-def require_matplotlib() -> None:
-    _pyplot()
+_NAMED_BARS = 80  # beyond this many tensors, only the largest shares are named
 
 
 def _pyplot():
@@ -25,35 +22,61 @@ def _pyplot():
     return plt
 
 
-def _sample(tensor) -> np.ndarray:
-    """An evenly strided sample (deterministic, no copy of the whole tensor)."""
-    flat = tensor.detach().reshape(-1)
-    step = max(1, flat.numel() // _HIST_SAMPLE)
-    return flat[::step].float().cpu().numpy()
+def require_matplotlib() -> None:
+    _pyplot()
 
 
-def write_plot(path: str, layers, tensors: dict, title: str) -> None:
+def supported_formats() -> list[str]:
     plt = _pyplot()
-    kept = [s for s in layers if not s.excluded]
-    largest = sorted(layers, key=lambda s: s.params, reverse=True)[:_HIST_LAYERS]
-    fig = plt.figure(figsize=(12, 7.5), layout="constrained")
-    grid = fig.add_gridspec(2, max(len(largest), 1))
-    share = fig.add_subplot(grid[0, :])
-    share.bar(range(len(kept)), [100 * (s.penalty_share or 0.0) for s in kept], width=0.9)
-    share.set_xlabel("penalized tensor (model order)")
-    share.set_ylabel("share of the penalty (%)")
-    share.set_title(title)
-    if len(kept) <= 40:
-        share.set_xticks(range(len(kept)), [s.name for s in kept], rotation=90, fontsize=6)
-    for i, s in enumerate(largest):
-        ax = fig.add_subplot(grid[1, i])
-        ax.hist(_sample(tensors[s.name]), bins=100)
-        ax.set_title(f"{s.name}\n{s.params:,} weights", fontsize=8)
-        ax.set_xlabel("w")
-        ax.set_yscale("log")
+    fig = plt.figure()
     try:
-        fig.savefig(path, dpi=110)
-    except OSError as exc:
-        raise ProfileError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return sorted(fig.canvas.get_supported_filetypes())
+    finally:
+        plt.close(fig)
+
+
+def _label(text: str) -> str:
+    """Checkpoint text as a literal label: escaped, and '$' not read as mathtext."""
+    return safe_text(text).replace("$", r"\$")
+
+
+def _share_bars(ax, layers) -> None:
+    shares = [0.0 if s.excluded else 100 * (s.penalty_share or 0.0) for s in layers]
+    excluded_height = max(shares, default=1.0) * 0.02 or 0.02
+    colors = ["#bbbbbb" if s.excluded else "#3a6ea5" for s in layers]
+    heights = [excluded_height if s.excluded else v for s, v in zip(layers, shares)]
+    ax.bar(range(len(layers)), heights, width=0.85, color=colors)
+    ax.set_xlabel(f"tensor, in model order ({len(layers)} tensors; grey: excluded from the penalty)")
+    ax.set_ylabel("share of the penalty (%)")
+    ax.set_xlim(-0.5, len(layers) - 0.5)
+    if len(layers) <= _NAMED_BARS:
+        ticks = list(range(len(layers)))
+    else:  # name the largest shares only, so the labels stay readable
+        ticks = sorted(sorted(range(len(layers)), key=lambda i: -shares[i])[:_NAMED_BARS // 2])
+    fontsize = 7 if len(ticks) <= 40 else 5
+    ax.set_xticks(ticks, [_label(layers[i].name) for i in ticks], rotation=90, fontsize=fontsize)
+
+
+def write_plot(path: str, layers, samples: dict, source: str) -> None:
+    plt = _pyplot()
+    shown = [s for s in sorted(layers, key=lambda s: s.params, reverse=True) if s.name in samples]
+    fig = plt.figure(figsize=(14, 9), layout="constrained")
+    grid = fig.add_gridspec(2, max(len(shown), 1), height_ratios=[1.4, 1])
+    share = fig.add_subplot(grid[0, :])
+    _share_bars(share, layers)
+    share.set_title(_label(f"penalty share per tensor: {source}"), fontsize=10)
+    for i, s in enumerate(shown):
+        ax = fig.add_subplot(grid[1, i])
+        sample = samples[s.name]
+        ax.hist(sample, bins=100, color="#888888" if s.excluded else "#3a6ea5")
+        what = (f"all {s.params:,} weights" if sample.size == s.params
+                else f"sample of {sample.size:,} of {s.params:,} weights")
+        ax.set_title(f"{_label(s.name)}{' (excluded)' if s.excluded else ''}\n{what}", fontsize=8)
+        ax.set_xlabel("weight value w")
+        ax.set_ylabel("count (log scale)")
+        ax.set_yscale("log")
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
+    try:
+        write_atomically(path, lambda f: fig.savefig(f, dpi=110, format=fmt), binary=True)
     finally:
         plt.close(fig)

@@ -1,13 +1,17 @@
 """Per-layer statistics. sum|w| and sum w^2 come from fastpenalty's own kernels
 (``fastpenalty.l1(w, 1.0)`` and ``fastpenalty.l2(w, 1.0)``); max |w| and the near-zero share
-are plain torch reductions, done in chunks so no full-size temporary is made."""
+are plain reductions, done in chunks so no full-size temporary is made. ``w`` is a NumPy array
+(CPU, no torch needed) or a torch tensor on an accelerator; both have the operations used here."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+
+import numpy as np
+from dataclasses import asdict, dataclass, field
 
 from .. import models
+from .arrays import dtype_name
 
 _CHUNK = 1 << 22
 
@@ -27,6 +31,7 @@ class LayerStats:
     penalty: float  # l1 * l1_sum + l2 * l2_sum
     penalty_share: float | None  # of the total over penalized layers; None when excluded
     excluded: bool
+    tied: list = field(default_factory=list)  # other names of the same storage, counted once here
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -34,27 +39,15 @@ class LayerStats:
         return d
 
 
-def kernel_input(tensor):
-    """What fastpenalty's kernels get: a zero-copy NumPy view of a CPU tensor, else the tensor."""
-    import torch
-    if tensor.device.type != "cpu":
-        return tensor
-    if tensor.dtype == torch.bfloat16:
-        import ml_dtypes
-        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return tensor.numpy()
-
-
-def _kernel_sums(tensor) -> tuple[float, float]:
+def _kernel_sums(w) -> tuple[float, float]:
+    # where a one-pass (sum|w|, sum w^2) entry of _core would plug in: one call instead of two
     import fastpenalty
-    w = kernel_input(tensor)
     return float(fastpenalty.l1(w, 1.0)), float(fastpenalty.l2(w, 1.0))
 
 
 def _threshold_for(compare_dtype, threshold: float) -> float:
     """The largest value of compare_dtype that is <= threshold, so `|w| <= it` in that dtype
     means exactly `|w| <= threshold` in real numbers (0.001 rounds *up* in float32)."""
-    import numpy as np
     np_dtype = np.float64 if compare_dtype == "float64" else np.float32
     t = np_dtype(threshold)
     if float(t) > threshold:
@@ -62,35 +55,39 @@ def _threshold_for(compare_dtype, threshold: float) -> float:
     return float(t)
 
 
-def _max_and_near_zero(tensor, threshold: float) -> tuple[float, int]:
-    import torch
-    flat = tensor.reshape(-1)
-    wide = tensor.dtype == torch.float64
-    limit = _threshold_for("float64" if wide else "float32", threshold)
-    peak = torch.zeros((), dtype=torch.float64 if wide else torch.float32, device=tensor.device)
-    near = 0
-    for start in range(0, flat.numel(), _CHUNK):
-        a = flat[start:start + _CHUNK].abs()
-        peak = torch.maximum(peak, a.max().to(peak.dtype))  # NaN propagates, as in NumPy
-        if a.dtype in (torch.float16, torch.bfloat16):
-            a = a.float()  # compare in float32: the threshold itself may not fit a half type
+def _is_wide(w) -> bool:
+    return dtype_name(w) == "float64"
+
+
+def _as_float32(a):
+    """Half types compare in float32: the threshold itself may not fit them."""
+    if dtype_name(a) in ("float16", "bfloat16"):
+        return a.float() if hasattr(a, "float") else a.astype(np.float32)
+    return a
+
+
+def _max_and_near_zero(w, threshold: float) -> tuple[float, int]:
+    flat = w.reshape(-1)
+    limit = _threshold_for("float64" if _is_wide(w) else "float32", threshold)
+    peak, near = 0.0, 0
+    for start in range(0, flat.shape[0], _CHUNK):
+        a = _as_float32(abs(flat[start:start + _CHUNK]))
+        top = float(a.max())
+        peak = math.nan if math.isnan(top) or math.isnan(peak) else max(peak, top)  # as NumPy
         near += int((a <= limit).sum())
-    return float(peak), near
+    return peak, near
 
 
-def layer_stats(name: str, tensor, l1: float, l2: float, threshold: float, exclude: bool) -> LayerStats:
-    import torch
-    with torch.no_grad():
-        tensor = tensor.detach().contiguous()
-        n = tensor.numel()
-        s1, s2 = _kernel_sums(tensor)
-        peak, near = _max_and_near_zero(tensor, threshold)
+def layer_stats(name: str, w, l1: float, l2: float, threshold: float, exclude: bool) -> LayerStats:
+    n = math.prod(w.shape)
+    s1, s2 = _kernel_sums(w)
+    peak, near = _max_and_near_zero(w, threshold)
     return LayerStats(
-        name=name, shape=tuple(tensor.shape), dtype=str(tensor.dtype).replace("torch.", ""),
+        name=name, shape=tuple(w.shape), dtype=dtype_name(w),
         params=n, l1_sum=s1, l2_sum=s2, rms=math.sqrt(s2 / n) if n else 0.0,
         max_abs=peak, near_zero=near, near_zero_share=near / n if n else 0.0,
         penalty=l1 * s1 + l2 * s2, penalty_share=None,
-        excluded=exclude and models.is_excluded(name, tuple(tensor.shape)),
+        excluded=exclude and models.is_excluded(name, tuple(w.shape)),
     )
 
 
@@ -117,6 +114,7 @@ def totals(layers: list[LayerStats]) -> dict:
     near = sum(s.near_zero for s in layers)
     return {
         "tensors": len(layers),
+        "tied_names": sum(len(s.tied) for s in layers),
         "params": params,
         "penalized_tensors": len(kept),
         "penalized_params": sum(s.params for s in kept),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from .terminal import safe_text
+
 COLUMNS = ("name", "shape", "dtype", "params", "sum|w|", "sum w^2", "RMS", "max|w|",
            "near 0", "penalty", "share")
 _RIGHT = {"params", "sum|w|", "sum w^2", "RMS", "max|w|", "near 0", "penalty", "share"}
@@ -16,7 +18,8 @@ def shape_text(shape) -> str:
 
 def _row(s) -> list[str]:
     share = "excluded" if s.excluded else f"{s.penalty_share:.2%}"
-    return [s.name, shape_text(s.shape), s.dtype, f"{s.params:,}", f"{s.l1_sum:.4g}",
+    name = safe_text(s.name) + (f" (tied: {', '.join(safe_text(t) for t in s.tied)})" if s.tied else "")
+    return [name, shape_text(s.shape), s.dtype, f"{s.params:,}", f"{s.l1_sum:.4g}",
             f"{s.l2_sum:.4g}", f"{s.rms:.3g}", f"{s.max_abs:.3g}", f"{s.near_zero_share:.1%}",
             f"{s.penalty:.4g}", share]
 
@@ -29,11 +32,15 @@ def _total_row(t) -> list[str]:
 
 def header_lines(report) -> list[str]:
     t, s = report["totals"], report["settings"]
-    return [
-        f"fastpenalty profile: {report['source']['label']}",
+    lines = [
+        f"fastpenalty profile: {safe_text(report['source']['label'])}",
         f"{t['tensors']} tensors, {t['params']:,} parameters on {report['source']['device']}; "
         f"penalty l1={s['l1']:g} l2={s['l2']:g}; near zero means |w| <= {s['zero_threshold']:g}",
     ]
+    if t["tied_names"]:
+        lines.append(f"{t['tied_names']} names share storage with another tensor (tied weights): "
+                     "each tied tensor is counted once")
+    return lines + [safe_text(note) for note in report["source"]["notes"]]
 
 
 def footer_lines(report) -> list[str]:
@@ -50,7 +57,7 @@ def footer_lines(report) -> list[str]:
                      f"sorted by {report['settings']['sort']}; totals cover all)")
     skipped = report["skipped"]
     if skipped:
-        names = ", ".join(f"{d['name']} ({d['reason']})" for d in skipped[:3])
+        names = ", ".join(f"{safe_text(d['name'])} ({safe_text(d['reason'])})" for d in skipped[:3])
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         lines.append(f"skipped {len(skipped)} non-weight tensors: {names}{more}")
     timing = report["timing"]
@@ -58,8 +65,10 @@ def footer_lines(report) -> list[str]:
         ratio = timing["eager_over_fused"]
         lines.append(
             f"timing over the {timing['tensors']} penalized tensors ({timing['elements']:,} elements), "
-            f"median of {timing['repeats']}: fused {timing['fused']} {_ms(timing['fused_s'])}, "
-            f"eager torch {_ms(timing['eager_s'])}"
+            f"median of {timing['repeats']}"
+            + (f", summed over {timing['groups']} shards" if timing["groups"] > 1 else "")
+            + f": fused {timing['fused']} {_ms(timing['fused_s'])}, "
+            f"eager {timing['eager'].split(':')[0].replace(' eager', '')} {_ms(timing['eager_s'])}"
             + (f", eager/fused {ratio:.2f}" if ratio is not None else ""))
     return lines
 
@@ -82,13 +91,14 @@ def _rich_table(rows: list[list[str]]) -> bool:
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         return False
     table = Table(show_footer=False, header_style="bold")
     for c in COLUMNS:
         table.add_column(c, justify="right" if c in _RIGHT else "left", no_wrap=True)
     for k, r in enumerate(rows[1:]):
-        table.add_row(*r, end_section=(k == len(rows) - 3), style="bold" if k == len(rows) - 2 else None)
+        table.add_row(*map(Text, r), end_section=(k == len(rows) - 3), style="bold" if k == len(rows) - 2 else None)
     Console().print(table)
     return True
 

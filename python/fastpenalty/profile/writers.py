@@ -8,10 +8,11 @@ import json
 import math
 import sys
 
-from .errors import ProfileError
+from .outputs import write_atomically
+from .terminal import safe_text
 
 CSV_FIELDS = ("name", "shape", "dtype", "params", "l1_sum", "l2_sum", "rms", "max_abs",
-              "near_zero", "near_zero_share", "penalty", "penalty_share", "excluded")
+              "near_zero", "near_zero_share", "penalty", "penalty_share", "excluded", "tied")
 
 
 def _finite_or_none(value):
@@ -27,43 +28,40 @@ def _clean(obj):
     return _finite_or_none(obj)
 
 
-def _open(path: str):
+def _write(path: str, fill) -> None:
+    """fill(file) writes the document: to stdout for '-', else whole-or-nothing to ``path``."""
     if path == "-":
-        return sys.stdout, False
-    try:
-        return open(path, "w", newline="", encoding="utf-8"), True
-    except OSError as exc:
-        raise ProfileError(f"cannot write {path}: {exc.strerror or exc}") from None
+        fill(sys.stdout)
+    else:
+        write_atomically(path, fill)
 
 
 def write_json(report: dict, path: str) -> None:
     doc = {k: v for k, v in report.items() if k != "shown"}
-    out, close = _open(path)
-    try:
-        json.dump(_clean(doc), out, indent=1)
-        out.write("\n")
-    finally:
-        if close:
-            out.close()
+    # ensure_ascii: control characters in names reach a terminal only as \u escapes
+    _write(path, lambda out: out.write(json.dumps(_clean(doc), indent=1) + "\n"))
 
 
 def write_csv(report: dict, path: str) -> None:
-    out, close = _open(path)
-    try:
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for layer in report["layers"]:
-            row = {k: layer[k] for k in CSV_FIELDS}
-            row["shape"] = "x".join(str(d) for d in layer["shape"])
-            row["penalty_share"] = "" if layer["penalty_share"] is None else layer["penalty_share"]
-            writer.writerow(row)
-        t = report["totals"]
-        writer.writerow({
-            "name": "(total)", "shape": "", "dtype": "", "params": t["params"],
-            "l1_sum": t["l1_sum"], "l2_sum": t["l2_sum"], "rms": t["rms"], "max_abs": t["max_abs"],
-            "near_zero": t["near_zero"], "near_zero_share": t["near_zero_share"],
-            "penalty": t["penalty"], "penalty_share": 1.0, "excluded": "",
-        })
-    finally:
-        if close:
-            out.close()
+    # a name's control characters are escaped only on a terminal; a file gets the names as stored
+    name = safe_text if path == "-" and sys.stdout.isatty() else str
+    _write(path, lambda out: _fill_csv(report, out, name))
+
+
+def _fill_csv(report: dict, out, name) -> None:
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for layer in report["layers"]:
+        row = {k: layer[k] for k in CSV_FIELDS}
+        row["name"] = name(layer["name"])
+        row["tied"] = " ".join(name(n) for n in layer["tied"])
+        row["shape"] = "x".join(str(d) for d in layer["shape"])
+        row["penalty_share"] = "" if layer["penalty_share"] is None else layer["penalty_share"]
+        writer.writerow(row)
+    t = report["totals"]
+    writer.writerow({
+        "name": "(total)", "shape": "", "dtype": "", "params": t["params"],
+        "l1_sum": t["l1_sum"], "l2_sum": t["l2_sum"], "rms": t["rms"], "max_abs": t["max_abs"],
+        "near_zero": t["near_zero"], "near_zero_share": t["near_zero_share"],
+        "penalty": t["penalty"], "penalty_share": 1.0, "excluded": "", "tied": "",
+    })

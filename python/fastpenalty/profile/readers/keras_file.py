@@ -1,0 +1,78 @@
+"""Keras 3 weights: ``.weights.h5`` (``model.save_weights``) and ``.keras`` (``model.save``: a zip
+holding ``model.weights.h5``), read with h5py, no Keras and no torch needed.
+
+Keras stores a layer's variables as ``.../<layer>/vars/0, 1, ...`` with the layer's own name
+in the ``vars`` group's ``name`` attribute, so a Dense layer named ``dense_a`` gives
+``dense_a.0`` (kernel) and ``dense_a.1`` (bias). Before a dataset is read, the bytes its shape
+declares are checked against the bytes it stores (or can decompress to)."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+
+import numpy as np
+
+from . import float_weight, Item
+
+_COMPRESSION_MAX_RATIO = 1100
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ValueError("reading Keras weights needs h5py: pip install h5py") from None
+    return h5py
+
+
+def _name(path: str, dataset) -> str:
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[-2] == "vars":
+        layer = dataset.parent.attrs.get("name", parts[-3])
+        layer = layer.decode() if isinstance(layer, bytes) else str(layer)
+        prefix = [p for p in parts[:-3] if p != "layers"]
+        return ".".join([*prefix, layer, parts[-1]])
+    return ".".join(p for p in parts if p not in ("layers", "vars"))
+
+
+def _check_claims(path: str, dataset) -> None:
+    claimed = math.prod(dataset.shape or ()) * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    filtered = bool(dataset.compression) or bool(dataset._filters)
+    if claimed and (stored == 0 or (stored < claimed and not filtered)
+                    or claimed > _COMPRESSION_MAX_RATIO * stored + 4096):
+        raise ValueError(f"dataset {path!r} declares {claimed:,} bytes but stores {stored:,}")
+
+
+def _datasets(h5file):
+    h5py = _h5py()
+    found = []
+    h5file.visititems(lambda path, obj: found.append((path, obj)) if isinstance(obj, h5py.Dataset)
+                      else None)
+    return found
+
+
+def _read_h5(fileobj):
+    h5py = _h5py()
+    with h5py.File(fileobj, "r") as f:
+        for path, dataset in _datasets(f):
+            name = _name(path, dataset)
+            if dataset.dtype.kind != "f":
+                yield Item(name, skip=f"dtype {dataset.dtype} is not a float weight")
+                continue
+            _check_claims(path, dataset)
+            yield float_weight(name, np.asarray(dataset[()]))
+
+
+def read(path: str):
+    if path.lower().endswith(".keras"):
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a .keras archive (a zip)")
+        with zipfile.ZipFile(path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                raise ValueError("the archive holds no model.weights.h5")
+            with archive.open("model.weights.h5") as inner:
+                yield from _read_h5(inner)
+        return
+    yield from _read_h5(path)
