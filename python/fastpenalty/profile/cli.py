@@ -76,9 +76,6 @@ def _check(args) -> None:
                            code=2)
     if args.json == "-" and args.csv == "-":
         raise ProfileError("only one of --json and --csv can go to stdout", code=2)
-    if args.plot:
-        from .plot import require_matplotlib
-        require_matplotlib()  # fail before the work, not after it
 
 
 def _check_device(device: str) -> None:
@@ -163,9 +160,9 @@ def _main(args) -> int:
     _check(args)
     _check_device(args.device)
     source = _source(args)
-    if args.plot:
-        _check_plot_format(args.plot)
     check_outputs({"json": args.json, "csv": args.csv, "plot": args.plot}, source.files)
+    if args.plot:
+        _check_plot_format(args.plot)  # needs matplotlib: fails before the work, not after it
     collected, totals = _profile(source, args)
     shown = _sorted_for_table(collected.layers, args.sort, args.top)
     report = build_report(source, collected, totals, args, len(shown))
