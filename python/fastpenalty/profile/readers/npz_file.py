@@ -32,10 +32,6 @@ def _header(member) -> tuple[np.dtype, tuple, bool, int]:
 
 
 def _check_claims(info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple, offset: int) -> None:
-    claimed = math.prod(shape) * dtype.itemsize
-    if offset + claimed != info.file_size:
-        raise ValueError(f"member {info.filename!r} declares {claimed:,} bytes of data; "
-                         f"the archive holds {info.file_size - offset:,}")
     stored = info.compress_size
     if info.compress_type == zipfile.ZIP_STORED and stored != info.file_size:
         raise ValueError(f"member {info.filename!r} claims {info.file_size:,} bytes "
@@ -43,6 +39,10 @@ def _check_claims(info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple, offset: 
     if info.file_size > _DEFLATE_MAX_RATIO * stored + 4096:
         raise ValueError(f"member {info.filename!r} claims {info.file_size:,} bytes "
                          f"from {stored:,} compressed")
+    claimed = math.prod(shape) * dtype.itemsize
+    if offset + claimed != info.file_size:
+        raise ValueError(f"member {info.filename!r} declares {claimed:,} bytes of data; "
+                         f"the archive holds {info.file_size - offset:,}")
 
 
 def _load(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[np.ndarray, tuple, str]:
