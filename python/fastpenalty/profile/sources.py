@@ -110,7 +110,7 @@ def _index(path: str) -> tuple[list[str], str]:
     try:
         with open(path, encoding="utf-8") as f:
             weight_map = json.load(f)["weight_map"]
-        shards = list(dict.fromkeys(weight_map.values()))
+        shards = sorted(set(weight_map.values()))  # Hugging Face numbers them: -00001-of-0000N
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ProfileError(f"cannot read {safe_text(path)}: not a Hugging Face index "
                            "(a JSON object with a weight_map)") from None
