@@ -59,6 +59,24 @@ def _cpu_facts():
     return dict(isa=isa, threads=threads)
 
 
+def _have_torch() -> bool:
+    """Whether torch can be imported; without it only the NumPy (and Keras) groups run."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _torch_groups_unless_missing(name: str, make_tensors, ctx: Context, opts: Options):
+    if not _have_torch():
+        if ctx.device_type == "cpu":
+            print(f"{name}: torch groups left out: torch is not installed", file=sys.stderr)
+        return
+    yield from torch_groups(name, make_tensors(), opts.l1, opts.l2, device_type=ctx.device_type,
+                            compile=opts.compile, **_torch_facts(ctx))
+
+
 def _torch_weights(n: int, dtype: str, device: str):
     import torch
 
@@ -69,6 +87,8 @@ def _torch_weights(n: int, dtype: str, device: str):
 
 
 def _torch_facts(ctx: Context) -> dict:
+    if not _have_torch():
+        return _cpu_facts()
     import torch
 
     if ctx.device_type == "cpu":
@@ -84,9 +104,8 @@ def tensor_case(n: int) -> Case:
             ws = [numpy_weights(n, opts.dtype)]
             yield from numpy_groups(name, ws, opts.l1, opts.l2, **_cpu_facts())
             del ws
-        tensors = [_torch_weights(n, opts.dtype, ctx.device_type)]
-        yield from torch_groups(name, tensors, opts.l1, opts.l2, device_type=ctx.device_type,
-                                compile=opts.compile, **_torch_facts(ctx))
+        yield from _torch_groups_unless_missing(
+            name, lambda: [_torch_weights(n, opts.dtype, ctx.device_type)], ctx, opts)
 
     return Case(name, groups)
 
@@ -101,9 +120,8 @@ def model_case(model: str, default: bool = True, numpy_api: bool = True) -> Case
             arrays = list(models.materialize(model, dtype=opts.dtype, backend="numpy").values())
             yield from numpy_groups(name, arrays, opts.l1, opts.l2, **_cpu_facts())
             del arrays
-        tensors = list(models.materialize(model, dtype=opts.dtype, backend="torch", device=ctx.device_type).values())
-        yield from torch_groups(name, tensors, opts.l1, opts.l2, device_type=ctx.device_type,
-                                compile=opts.compile, **_torch_facts(ctx))
+        yield from _torch_groups_unless_missing(name, lambda: list(models.materialize(
+            model, dtype=opts.dtype, backend="torch", device=ctx.device_type).values()), ctx, opts)
 
     return Case(name, groups, default)
 
