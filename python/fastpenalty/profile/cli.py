@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a real model's weights: .safetensors, torch state_dict (.pt/.pth/.bin), "
                           ".npz, Keras .keras/.weights.h5, or a sharded set (its directory or "
                           "*.index.json); only torch files need torch")
+    src.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                     help="per-layer change of sum|w|, RMS, near-zero share and penalty from "
+                          "checkpoint A to checkpoint B (e.g. trained without and with the penalty)")
     src.add_argument("--list-models", action="store_true", help="list the embedded models and exit")
     src.add_argument("--dtype", choices=DTYPES,
                      help="dtype of the weights (default: float32 for embedded models, "
@@ -69,8 +72,10 @@ def _check(args) -> None:
         raise ProfileError(f"--repeat must be >= 1, got {args.repeat}", code=2)
     if args.top is not None and args.top < 1:
         raise ProfileError(f"--top must be >= 1, got {args.top}", code=2)
-    if args.model and args.checkpoint:
-        raise ProfileError("give either --model or --checkpoint, not both", code=2)
+    if sum(bool(x) for x in (args.model, args.checkpoint, args.compare)) > 1:
+        raise ProfileError("give one of --model, --checkpoint and --compare", code=2)
+    if args.compare and args.plot:
+        raise ProfileError("--plot draws one model; it does not go with --compare", code=2)
     if args.model and args.model not in models.names():
         raise ProfileError(f"unknown model {args.model!r}; known models: {', '.join(models.names())}",
                            code=2)
@@ -159,6 +164,9 @@ def _main(args) -> int:
         return 0
     _check(args)
     _check_device(args.device)
+    if args.compare:
+        from .compare import run_compare
+        return run_compare(args)
     source = _source(args)
     check_outputs({"json": args.json, "csv": args.csv, "plot": args.plot}, source.files)
     if args.plot:

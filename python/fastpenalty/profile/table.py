@@ -77,17 +77,18 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
 
-def _plain_table(rows: list[list[str]], out) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+def _plain_table(rows: list[list[str]], right: set, out) -> None:
+    columns = rows[0]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     for k, r in enumerate(rows):
-        cells = [c.rjust(w) if COLUMNS[i] in _RIGHT else c.ljust(w)
+        cells = [c.rjust(w) if columns[i] in right else c.ljust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
         print("  ".join(cells).rstrip(), file=out)
         if k == 0 or k == len(rows) - 2:
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def _rich_table(rows: list[list[str]]) -> bool:
+def _rich_table(rows: list[list[str]], right: set) -> bool:
     try:
         from rich.console import Console
         from rich.table import Table
@@ -95,12 +96,21 @@ def _rich_table(rows: list[list[str]]) -> bool:
     except ImportError:
         return False
     table = Table(show_footer=False, header_style="bold")
-    for c in COLUMNS:
-        table.add_column(c, justify="right" if c in _RIGHT else "left", no_wrap=True)
-    for k, r in enumerate(rows[1:]):
+    for c in rows[0]:
+        table.add_column(c, justify="right" if c in right else "left", no_wrap=True)
+    for k, r in enumerate(rows[1:]):  # Text cells: checkpoint names are never read as markup
         table.add_row(*map(Text, r), end_section=(k == len(rows) - 3), style="bold" if k == len(rows) - 2 else None)
     Console().print(table)
     return True
+
+
+def print_table(rows: list[list[str]], right: set, out=None, use_rich: bool | None = None) -> None:
+    """rows[0] is the header and rows[-1] the total row; every cell is already safe text."""
+    out = out or sys.stdout
+    if use_rich is None:
+        use_rich = out is sys.stdout and sys.stdout.isatty()
+    if not (use_rich and _rich_table(rows, right)):
+        _plain_table(rows, right, out)
 
 
 def print_report(report, layers, out=None, use_rich: bool | None = None) -> None:
@@ -109,10 +119,7 @@ def print_report(report, layers, out=None, use_rich: bool | None = None) -> None
         print(line, file=out)
     print(file=out)
     rows = [list(COLUMNS)] + [_row(s) for s in layers] + [_total_row(report["totals"])]
-    if use_rich is None:
-        use_rich = out is sys.stdout and sys.stdout.isatty()
-    if not (use_rich and _rich_table(rows)):
-        _plain_table(rows, out)
+    print_table(rows, _RIGHT, out, use_rich)
     print(file=out)
     for line in footer_lines(report):
         print(line, file=out)

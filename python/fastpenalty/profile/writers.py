@@ -65,3 +65,15 @@ def _fill_csv(report: dict, out, name) -> None:
         "near_zero": t["near_zero"], "near_zero_share": t["near_zero_share"],
         "penalty": t["penalty"], "penalty_share": 1.0, "excluded": "", "tied": "",
     })
+
+
+def write_rows_csv(path: str, fields: tuple, rows: list[dict]) -> None:
+    """A plain CSV of ``rows`` (dicts with ``fields``), e.g. the --compare table."""
+    name = safe_text if path == "-" and sys.stdout.isatty() else str
+
+    def fill(out):
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "name": name(row["name"])})
+    _write(path, fill)
