@@ -42,11 +42,14 @@ def _label(text: str) -> str:
 
 def _share_bars(ax, layers) -> None:
     shares = [0.0 if s.excluded else 100 * (s.penalty_share or 0.0) for s in layers]
-    excluded_height = max(shares, default=1.0) * 0.02 or 0.02
-    colors = ["#bbbbbb" if s.excluded else "#3a6ea5" for s in layers]
-    heights = [excluded_height if s.excluded else v for s, v in zip(layers, shares)]
-    ax.bar(range(len(layers)), heights, width=0.85, color=colors)
-    ax.set_xlabel(f"tensor, in model order ({len(layers)} tensors; grey: excluded from the penalty)")
+    kept = [i for i, s in enumerate(layers) if not s.excluded]
+    dropped = [i for i, s in enumerate(layers) if s.excluded]
+    ax.bar(kept, [shares[i] for i in kept], width=0.85, color="#3a6ea5", label="penalized")
+    if dropped:  # no bar: they carry no share; a grey mark on the axis says where they are
+        ax.scatter(dropped, [0.0] * len(dropped), marker="x", s=12, color="#999999", zorder=3,
+                   clip_on=False, label="excluded (bias, norm): not penalized")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel(f"tensor, in model order ({len(layers)} tensors, {len(dropped)} excluded)")
     ax.set_ylabel("share of the penalty (%)")
     ax.set_xlim(-0.5, len(layers) - 0.5)
     if len(layers) <= _NAMED_BARS:
