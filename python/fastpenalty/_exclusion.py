@@ -18,6 +18,10 @@ def is_excluded(name: str, shape=None) -> bool:
     ``input_layernorm``, ``model.norm``), or when it is a vector (``len(shape) <= 1``):
     biases and norm gains are 1-D in every architecture here, and the shape rule also
     catches norms named by position, such as torchvision's ``downsample.1``.
+
+    Embeddings and position tables (``wte``, ``wpe``, ``embed_tokens``: 2-D, no bias or norm
+    component) are penalized, as in Hugging Face Trainer's no-decay set (biases and LayerNorm
+    weights); unlike Trainer, any other 1-D parameter (a learned scale) is left out too.
     """
     parts = name.split(".")
     if any(p == "bias" or p.endswith("_bias") for p in parts):
