@@ -269,3 +269,34 @@ def test_peak_memory_is_about_one_shard(tmp_path):
     # temporaries of one tensor (half a shard here); the whole set would be 6 shards
     assert extra < 2 * shard_bytes, (extra, shard_bytes)
     assert json.loads((tmp_path / "r.json").read_text())["totals"]["params"] == n_shards * shard_bytes // 4
+
+
+def test_index_listing_a_tensor_no_shard_holds_is_refused(tmp_path, capsys):
+    from safetensors.numpy import save_file
+    save_file({"a.weight": np.ones((2, 2), np.float32)}, str(tmp_path / "s1.safetensors"))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"a.weight": "s1.safetensors", "b.weight": "s1.safetensors"}}))
+    code = main(["profile", "--checkpoint", str(tmp_path), "--no-timing"])
+    err = capsys.readouterr().err
+    assert code == 1 and "lists 1 tensors that its shards do not hold, e.g. b.weight" in err
+
+
+@pytest.mark.parametrize("shard", ["../elsewhere.safetensors", "/etc/passwd.safetensors", "x.txt"])
+def test_index_shards_must_be_checkpoints_beside_it(tmp_path, capsys, shard):
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": shard}}))
+    code = main(["profile", "--checkpoint", str(tmp_path / "model.safetensors.index.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot read" in err and err.count("\n") == 1
+
+
+def test_statistics_on_torch_tensors_match_numpy():
+    """The accelerator path (--device) computes on torch tensors; here on the CPU."""
+    torch = pytest.importorskip("torch")
+    from fastpenalty.profile.stats import layer_stats
+    rng = np.random.default_rng(9)
+    for dtype in (np.float32, np.float64, np.float16):
+        w = (rng.standard_normal((65, 33)) * 0.01).astype(dtype)
+        a = layer_stats("x.weight", w, L1, L2, 0.005, exclude=True)
+        b = layer_stats("x.weight", torch.from_numpy(w), L1, L2, 0.005, exclude=True)
+        assert (a.near_zero, a.params, a.dtype) == (b.near_zero, b.params, b.dtype)
+        assert a.max_abs == b.max_abs and a.l1_sum == pytest.approx(b.l1_sum, rel=1e-6)

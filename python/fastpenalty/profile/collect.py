@@ -87,4 +87,6 @@ def collect(source: Source, args, want_samples: bool) -> Collected:
                 timings.append(time_passes(resident, args.l1, args.l2, args.repeat))
             del resident
     out.timing = combine(timings)
+    source.check_index({s.name for s in out.layers} | {n for s in out.layers for n in s.tied}
+                       | {n for n, _ in out.skipped})
     return out

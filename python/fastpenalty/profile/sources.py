@@ -36,6 +36,14 @@ class Source:
     total_bytes: int = 0
     generated: str | None = None  # the embedded model's name, or None for a checkpoint
     seed: int = 0
+    indexed: frozenset = frozenset()  # the tensor names a sharded set's index lists
+
+    def check_index(self, names_read: set) -> None:
+        """A sharded set whose shards lack tensors its index lists is incomplete: refuse it."""
+        missing = sorted(self.indexed - names_read)
+        if missing:
+            raise ProfileError(f"{safe_text(self.label)}: the index lists {len(missing)} tensors "
+                               f"that its shards do not hold, e.g. {safe_text(missing[0])}")
 
     def shards(self):
         """Yields (file or None, iterator of Items) one shard at a time."""
@@ -103,7 +111,7 @@ def _shard_note(path: str) -> list[str]:
             f"the numbers cover this shard only (profile {whole} for the whole model)"]
 
 
-def _index(path: str) -> tuple[list[str], str]:
+def _index(path: str) -> tuple[list[str], str, frozenset]:
     """The shard files of a Hugging Face index (weight_map: tensor name -> shard file name)."""
     if regular_file_size(path, "index") > _MAX_INDEX:
         raise ProfileError(f"cannot read {safe_text(path)}: an index larger than 64 MiB")
@@ -126,7 +134,7 @@ def _index(path: str) -> tuple[list[str], str]:
         files.append(os.path.join(folder, shard))
     if not files:
         raise ProfileError(f"{safe_text(path)} lists no shards")
-    return files, kind_of(files[0])
+    return files, kind_of(files[0]), frozenset(weight_map)
 
 
 def _directory(path: str) -> str:
@@ -146,10 +154,10 @@ def checkpoint(path: str) -> Source:
     if os.path.isdir(path):
         path = _directory(path)
     if path.endswith(".json"):
-        files, kind = _index(path)
+        files, kind, names = _index(path)
         size = sum(regular_file_size(f, "shard") for f in files)
         return Source(f"{path} (sharded {kind}, {len(files)} shards)", f"sharded {kind}", files,
-                      total_bytes=size)
+                      total_bytes=size, indexed=names)
     size = regular_file_size(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUFFIXES:
