@@ -5,7 +5,6 @@ peak memory. Every run leaves the input byte-identical."""
 
 import hashlib
 import json
-import math
 import os
 import struct
 import subprocess
@@ -214,7 +213,7 @@ def test_one_shard_says_it_is_one(hf_gpt2, tmp_path, capsys):
     folder, _ = hf_gpt2
     shard = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))[1]
     report, out = run_json(capsys, tmp_path, folder / shard, "--no-timing")
-    assert f"this is shard 2 of" in out and "model.safetensors.index.json for the whole model" in out
+    assert "this is shard 2 of" in out and "model.safetensors.index.json for the whole model" in out
     assert report["source"]["notes"] and "shard 2 of" in report["source"]["notes"][0]
 
 

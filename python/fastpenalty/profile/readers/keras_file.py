@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from . import float_weight, Item
+from . import Item, float_weight, skip_reason
 
 _COMPRESSION_MAX_RATIO = 1100
 
@@ -39,7 +39,7 @@ def _name(path: str, dataset) -> str:
 def _check_claims(path: str, dataset) -> None:
     claimed = math.prod(dataset.shape or ()) * dataset.dtype.itemsize
     stored = dataset.id.get_storage_size()
-    filtered = bool(dataset.compression) or bool(dataset._filters)
+    filtered = dataset.id.get_create_plist().get_nfilters() > 0
     if claimed and (stored == 0 or (stored < claimed and not filtered)
                     or claimed > _COMPRESSION_MAX_RATIO * stored + 4096):
         raise ValueError(f"dataset {path!r} declares {claimed:,} bytes but stores {stored:,}")
@@ -58,8 +58,9 @@ def _read_h5(fileobj):
     with h5py.File(fileobj, "r") as f:
         for path, dataset in _datasets(f):
             name = _name(path, dataset)
-            if dataset.dtype.kind != "f":
-                yield Item(name, skip=f"dtype {dataset.dtype} is not a float weight")
+            reason = skip_reason(name, dataset.dtype.name)
+            if reason:
+                yield Item(name, skip=reason)
                 continue
             _check_claims(path, dataset)
             yield float_weight(name, np.asarray(dataset[()]))

@@ -36,7 +36,7 @@ def _check_claims(info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple, offset: 
     if info.compress_type == zipfile.ZIP_STORED and stored != info.file_size:
         raise ValueError(f"member {info.filename!r} claims {info.file_size:,} bytes "
                          f"but stores {stored:,}")
-    if info.file_size > _DEFLATE_MAX_RATIO * stored + 4096:
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _DEFLATE_MAX_RATIO * stored + 4096:
         raise ValueError(f"member {info.filename!r} claims {info.file_size:,} bytes "
                          f"from {stored:,} compressed")
     claimed = math.prod(shape) * dtype.itemsize
