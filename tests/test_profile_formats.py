@@ -121,14 +121,15 @@ _KERAS_WRITER = textwrap.dedent("""
     import sys, numpy as np, keras
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((7,)), keras.layers.Dense(5, name="dense_a"),
-                              keras.layers.LayerNormalization(name="norm"), keras.layers.Dense(3, name="head")])
+                              keras.layers.LayerNormalization(name="norm"),
+                              keras.layers.Dense(3, name="head", dtype="bfloat16")])
     for layer in model.layers:  # non-trivial values for every variable
         layer.set_weights([np.random.default_rng(1).standard_normal(w.shape).astype("float32")
                            for w in layer.get_weights()])
     model.save(sys.argv[1] + "/model.keras")
     model.save_weights(sys.argv[1] + "/model.weights.h5")
-    np.savez(sys.argv[1] + "/truth.npz", **{f"{l.name}.{i}": w for l in model.layers
-                                          for i, w in enumerate(l.get_weights())})
+    np.savez(sys.argv[1] + "/truth.npz", **{f"{l.name}.{i}": np.asarray(w).astype("float32")
+                                          for l in model.layers for i, w in enumerate(l.get_weights())})
 """)
 
 
@@ -155,6 +156,8 @@ def test_keras_files(keras_files, tmp_path, capsys, name):
     check_report(report, truth)
     excluded = {d["name"] for d in report["layers"] if d["excluded"]}
     assert excluded == {"dense_a.1", "norm.0", "norm.1", "head.1"}  # biases and the norm
+    dtypes = {d["name"]: d["dtype"] for d in report["layers"]}
+    assert dtypes["head.0"] == "bfloat16" and dtypes["dense_a.0"] == "float32"
 
 
 def _write_torch_shards(folder, shards):

@@ -38,7 +38,8 @@ def header_lines(report) -> list[str]:
         f"penalty l1={s['l1']:g} l2={s['l2']:g}; near zero means |w| <= {s['zero_threshold']:g}",
     ]
     if t["tied_names"]:
-        lines.append(f"{t['tied_names']} names share storage with another tensor (tied weights): "
+        verb = "name shares" if t["tied_names"] == 1 else "names share"
+        lines.append(f"{t['tied_names']} {verb} storage with another tensor (tied weights): "
                      "each tied tensor is counted once")
     return lines + [safe_text(note) for note in report["source"]["notes"]]
 

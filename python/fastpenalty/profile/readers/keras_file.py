@@ -3,7 +3,8 @@ holding ``model.weights.h5``), read with h5py, no Keras and no torch needed.
 
 Keras stores a layer's variables as ``.../<layer>/vars/0, 1, ...`` with the layer's own name
 in the ``vars`` group's ``name`` attribute, so a Dense layer named ``dense_a`` gives
-``dense_a.0`` (kernel) and ``dense_a.1`` (bias). Before a dataset is read, the bytes its shape
+``dense_a.0`` (kernel) and ``dense_a.1`` (bias); bfloat16 variables are 2-byte opaque data
+tagged ``dtype="bfloat16"``. Before a dataset is read, the bytes its shape
 declares are checked against the bytes it stores (or can decompress to)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from . import Item, float_weight, skip_reason
+from . import Item, bfloat16_dtype, float_weight, skip_reason
 
 _COMPRESSION_MAX_RATIO = 1100
 
@@ -45,6 +46,15 @@ def _check_claims(path: str, dataset) -> None:
         raise ValueError(f"dataset {path!r} declares {claimed:,} bytes but stores {stored:,}")
 
 
+def _dtype_name(dataset) -> str:
+    """Keras writes bfloat16 variables as 2-byte opaque data with a dtype attribute."""
+    tag = dataset.attrs.get("dtype")
+    tag = tag.decode() if isinstance(tag, bytes) else tag
+    if dataset.dtype == np.dtype("V2") and tag == "bfloat16":
+        return "bfloat16"
+    return dataset.dtype.name
+
+
 def _datasets(h5file):
     h5py = _h5py()
     found = []
@@ -58,12 +68,14 @@ def _read_h5(fileobj):
     with h5py.File(fileobj, "r") as f:
         for path, dataset in _datasets(f):
             name = _name(path, dataset)
-            reason = skip_reason(name, dataset.dtype.name)
+            dtype_name = _dtype_name(dataset)
+            reason = skip_reason(name, dtype_name)
             if reason:
                 yield Item(name, skip=reason)
                 continue
             _check_claims(path, dataset)
-            yield float_weight(name, np.asarray(dataset[()]))
+            array = np.asarray(dataset[()])
+            yield float_weight(name, array.view(bfloat16_dtype()) if dtype_name == "bfloat16" else array)
 
 
 def read(path: str):
