@@ -116,16 +116,6 @@ def _check_plot_format(path: str) -> None:
                            code=2)
 
 
-def _profile(source, args):
-    from . import stats
-    from .collect import collect
-    collected = collect(source, args, want_samples=bool(args.plot))
-    if not collected.layers:
-        raise ProfileError(f"{source.label} holds no floating-point weights")
-    stats.fill_shares(collected.layers)
-    return collected, stats.totals(collected.layers)
-
-
 def _sorted_for_table(layers, sort: str, top: int | None):
     keys = {"penalty": lambda s: -s.penalty, "params": lambda s: -s.params, "name": lambda s: s.name}
     rows = sorted(layers, key=keys[sort]) if sort in keys else list(layers)
@@ -171,7 +161,8 @@ def _main(args) -> int:
     check_outputs({"json": args.json, "csv": args.csv, "plot": args.plot}, source.files)
     if args.plot:
         _check_plot_format(args.plot)  # needs matplotlib: fails before the work, not after it
-    collected, totals = _profile(source, args)
+    from .collect import profile_source
+    collected, totals = profile_source(source, args, want_samples=bool(args.plot))
     shown = _sorted_for_table(collected.layers, args.sort, args.top)
     report = build_report(source, collected, totals, args, len(shown))
     wrote = []

@@ -62,7 +62,8 @@ def collect(source: Source, args, want_samples: bool) -> Collected:
     from .timing import combine, time_passes
     out = Collected()
     by_name, by_size, timings = {}, [], []
-    with Progress("reading", max(source.total_bytes, 1)) as bar:
+    label = f"generating {source.generated}" if source.generated else "reading"
+    with Progress(label, max(source.total_bytes, 1)) as bar:
         for path, items in source.shards():
             resident = []
             for item in _guarded(path, source.kind, items):
@@ -90,3 +91,13 @@ def collect(source: Source, args, want_samples: bool) -> Collected:
     source.check_index({s.name for s in out.layers} | {n for s in out.layers for n in s.tied}
                        | {n for n, _ in out.skipped})
     return out
+
+
+def profile_source(source: Source, args, want_samples: bool = False):
+    """(Collected, totals) of a source, refusing one without a single float weight."""
+    from .terminal import safe_text
+    collected = collect(source, args, want_samples)
+    if not collected.layers:
+        raise ProfileError(f"{safe_text(source.label)} holds no floating-point weights")
+    stats.fill_shares(collected.layers)
+    return collected, stats.totals(collected.layers)

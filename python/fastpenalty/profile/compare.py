@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import math
 
-from . import sources, stats
-from .collect import collect
-from .errors import ProfileError
+from . import sources
+from .collect import profile_source
 from .terminal import safe_text
 
 FIELDS = ("name", "in", "shape_a", "shape_b", "params_a", "params_b", "excluded",
@@ -80,12 +79,9 @@ def _total_row(ta, tb) -> list[str]:
             f"{ta['penalty']:.4g}", f"{tb['penalty']:.4g}", _percent(change(ta["penalty"], tb["penalty"]))]
 
 
-def _read(path: str, args):
-    source = sources.checkpoint(path)
-    layers = collect(source, args, want_samples=False).layers
-    if not layers:
-        raise ProfileError(f"{safe_text(source.label)} holds no floating-point weights")
-    return source, layers, stats.totals(layers)
+def _read(source, args):
+    collected, totals = profile_source(source, args)
+    return collected.layers, totals
 
 
 def run_compare(args) -> int:
@@ -95,7 +91,7 @@ def run_compare(args) -> int:
     a_source, b_source = sources.checkpoint(a_path), sources.checkpoint(b_path)
     check_outputs({"json": args.json, "csv": args.csv}, a_source.files + b_source.files)
     args.no_timing = True
-    (a_source, a_layers, ta), (b_source, b_layers, tb) = _read(a_path, args), _read(b_path, args)
+    (a_layers, ta), (b_layers, tb) = _read(a_source, args), _read(b_source, args)
     rows = match_layers(a_layers, b_layers)
     report = {"source": {"a": a_source.label, "b": b_source.label},
               "settings": {"l1": args.l1, "l2": args.l2, "zero_threshold": args.zero_threshold,
