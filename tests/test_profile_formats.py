@@ -302,3 +302,44 @@ def test_statistics_on_torch_tensors_match_numpy():
         b = layer_stats("x.weight", torch.from_numpy(w), L1, L2, 0.005, exclude=True)
         assert (a.near_zero, a.params, a.dtype) == (b.near_zero, b.params, b.dtype)
         assert a.max_abs == b.max_abs and a.l1_sum == pytest.approx(b.l1_sum, rel=1e-6)
+
+
+DTYPES = ("float16", "float32", "float64", "bfloat16")
+
+
+def _write_every_dtype(fmt, path, arrays):
+    """arrays: name -> array of one of DTYPES (bfloat16 via ml_dtypes), written by fmt's client."""
+    if fmt in ("safetensors", "pt"):
+        torch = pytest.importorskip("torch")
+        tensors = {k: torch.from_numpy(v.view(np.int16)).view(torch.bfloat16) if v.dtype.name == "bfloat16"
+                   else torch.from_numpy(v) for k, v in arrays.items()}
+        if fmt == "pt":
+            torch.save(tensors, path)
+        else:
+            from safetensors.torch import save_file
+            save_file(tensors, str(path))
+    elif fmt == "npz":
+        np.savez(path, **arrays)
+    else:
+        h5py = pytest.importorskip("h5py")
+        with h5py.File(path, "w") as f:  # Keras' layout; bfloat16 as Keras writes it
+            for name, a in arrays.items():
+                layer, index = name.split(".")
+                data = a.view("V2") if a.dtype.name == "bfloat16" else a
+                ds = f.create_dataset(f"layers/{layer}/vars/{index}", data=data)
+                if a.dtype.name == "bfloat16":
+                    ds.attrs["dtype"] = "bfloat16"
+                f[f"layers/{layer}/vars"].attrs["name"] = layer
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt", "npz", "weights.h5"])
+def test_every_core_dtype_from_every_format(tmp_path, capsys, fmt):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(6)
+    arrays = {f"{dtype}.0": (rng.standard_normal((17, 5)) * 0.3).astype(
+        ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype) for dtype in DTYPES}
+    path = tmp_path / f"model.{fmt}"
+    _write_every_dtype(fmt, path, arrays)
+    report, _ = run_json(capsys, tmp_path, path, "--no-timing")
+    assert {d["name"]: d["dtype"] for d in report["layers"]} == {k: k.split(".")[0] for k in arrays}
+    check_report(report, {k: v.astype(np.float64) for k, v in arrays.items()})
