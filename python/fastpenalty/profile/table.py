@@ -106,7 +106,8 @@ def _rich_table(rows: list[list[str]], right: set) -> bool:
 
 
 def print_table(rows: list[list[str]], right: set, out=None, use_rich: bool | None = None) -> None:
-    """rows[0] is the header and rows[-1] the total row; every cell is already safe text."""
+    """rows[0] is the header and rows[-1] the total row."""
+    rows = [[safe_text(c) for c in r] for r in rows]  # idempotent: already-escaped text stays as is
     out = out or sys.stdout
     if use_rich is None:
         use_rich = out is sys.stdout and sys.stdout.isatty()
