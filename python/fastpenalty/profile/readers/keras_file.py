@@ -75,7 +75,10 @@ def _read_h5(fileobj):
                 continue
             _check_claims(path, dataset)
             array = np.asarray(dataset[()])
-            yield float_weight(name, array.view(bfloat16_dtype()) if dtype_name == "bfloat16" else array)
+            item = float_weight(name, array.view(bfloat16_dtype()) if dtype_name == "bfloat16" else array)
+            del array
+            yield item
+            del item
 
 
 def read(path: str):

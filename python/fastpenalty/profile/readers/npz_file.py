@@ -90,4 +90,5 @@ def read(path: str):
                 else:
                     candidates.setdefault(key, []).append((info, name))
             del flat
-            yield item
+            yield item  # the consumer drops it before asking for the next: one tensor at a time
+            del item

@@ -73,4 +73,6 @@ def read(path: str):
             array = np.fromfile(f, dtype=dtype, count=count) if count else np.empty(0, dtype)
             if array.size != count:
                 raise ValueError(f"{name!r} is cut short")
-            yield Item(name, array.reshape(shape))
+            item, array = Item(name, array.reshape(shape)), None
+            yield item  # the consumer drops it before asking for the next: one tensor at a time
+            del item
