@@ -23,7 +23,8 @@ SORTS = ("model", "penalty", "params", "name")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Per-layer weight norms, sparsity and penalty share of a model, with the "
-                          "time of fastpenalty's fused pass next to eager torch.")
+                          "time of fastpenalty's fused pass next to the eager way (torch, or NumPy "
+                          "without torch).")
     src = parser.add_argument_group("weights")
     src.add_argument("--model", metavar="NAME",
                      help=f"embedded model generated in-process (default {models.DEFAULT}); "
@@ -39,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--dtype", choices=DTYPES,
                      help="dtype of the weights (default: float32 for embedded models, "
                           "as stored for checkpoints)")
-    src.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    src.add_argument("--device", default="cpu",
+                     help="cpu (NumPy, the default) or a torch device such as cuda (needs torch)")
     src.add_argument("--seed", type=int, default=0, help="seed of the embedded model (default 0)")
     pen = parser.add_argument_group("penalty")
     pen.add_argument("--l1", type=float, default=0.01, help="L1 factor (default 0.01)")
