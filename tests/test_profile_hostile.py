@@ -51,7 +51,8 @@ def test_rich_table_escapes_names_and_ignores_markup(tmp_path, capsys):
     capsys.readouterr()
     report = json.loads(js.read_text())
     from fastpenalty.profile.stats import LayerStats
-    layers = [LayerStats(**{**d, "shape": tuple(d["shape"])}) for d in report["layers"]]
+    fields = LayerStats.__dataclass_fields__
+    layers = [LayerStats(**{k: v for k, v in d.items() if k in fields}) for d in report["layers"]]
     report["shown"] = len(layers)
     table.print_report(report, layers, use_rich=True)  # rich.errors.MarkupError before the fix
     out = capsys.readouterr().out
