@@ -26,7 +26,7 @@ give such factors as numbers in eager mode, or through Penalty (checked in set_f
 """
 import torch
 
-from .._factors import check_factor, check_factor_list
+from .._factors import check_factor, check_factor_list, refuse_non_real
 from . import _checks, _cpu, _ops
 from ._overlap import require_disjoint
 
@@ -59,8 +59,7 @@ def _check_factor_tensor(f: torch.Tensor, name: str, count: int) -> None:
     if f.requires_grad:
         raise ValueError(f"{name} requires grad; penalties are not differentiable with respect to "
                          f"their factors (pass {name}.detach())")
-    if f.is_complex() or f.dtype == torch.bool:
-        raise TypeError(f"{name} must be a real number, got a {f.dtype} tensor")
+    refuse_non_real(f, name)
     if f.dim() > 1 or f.numel() not in (1, count):
         what = "a single factor" if count == 1 else f"one factor or one per tensor ({count})"
         raise ValueError(f"{name} must hold {what}, got a tensor of shape {tuple(f.shape)}")
@@ -90,7 +89,9 @@ _constants = {}
 
 def _constant(value: float, device) -> torch.Tensor:
     if torch.compiler.is_compiling():
-        return torch.full((), value, dtype=torch.float64, device=device)
+        # a product rather than torch.full: once dynamo makes a changing float symbolic, this
+        # form keeps it a graph input (one more graph) instead of one graph per value
+        return torch.ones((), dtype=torch.float64, device=device) * value
     key = (value, device)
     t = _constants.get(key)
     if t is None:
@@ -112,8 +113,14 @@ def _factor(f, name: str, device) -> torch.Tensor:
     return f.reshape(()).to(device=device, dtype=torch.float64)
 
 
+_SCALARS = (torch.Tensor, float, int, torch.SymFloat, torch.SymInt)
+
+
 def _is_sequence(f) -> bool:
-    return isinstance(f, (list, tuple)) or (not isinstance(f, torch.Tensor) and getattr(f, "ndim", 0) > 0)
+    # a Python number may be symbolic while dynamo traces: no hasattr / getattr on it there
+    if isinstance(f, (list, tuple)):
+        return True
+    return not isinstance(f, _SCALARS) and getattr(f, "ndim", 0) > 0
 
 
 def _host_values(f, name: str, count: int):
