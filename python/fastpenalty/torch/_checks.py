@@ -18,6 +18,8 @@ def weight(t, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in DTYPE_CODES:
         raise TypeError(f"{name} has dtype {t.dtype}; supported dtypes are {SUPPORTED}")
+    if t.is_nested:
+        raise TypeError(f"{name} is a nested tensor; only dense (strided) tensors are supported")
     if t.layout != torch.strided:
         raise TypeError(f"{name} is a {t.layout} tensor; only dense (strided) tensors are supported")
     kind = t.device.type
@@ -79,7 +81,8 @@ def targets(ws, gs) -> None:
 
 
 def _plain_floats(ts) -> bool:
-    return all(isinstance(t, torch.Tensor) and t.dtype in DTYPE_CODES for t in ts)
+    return all(isinstance(t, torch.Tensor) and t.dtype in DTYPE_CODES and t.layout == torch.strided
+               and not t.is_nested for t in ts)
 
 
 def _one_device(ts) -> bool:

@@ -14,12 +14,13 @@ import torch
 
 from .. import _core
 from . import _checks
-from ._layout import DTYPE_CODES, is_dense, same_layout
+from ._layout import DTYPE_CODES, readable, staged_target, writable_in_place
 from ._outputs import grad_buffer, value_dtype
 from ._overlap import require_disjoint, require_disjoint_flat
 
 PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))  # no subclass with its own dispatch
 _FP64 = DTYPE_CODES[torch.float64]
+_STRIDED = torch.strided
 # grad over a whole list in one call, where the core has it (else one call per tensor)
 _grad_many = getattr(_core, "grad_many", None)
 
@@ -54,7 +55,8 @@ def _plain_weights(ws, recording: bool):
         if type(w) not in PLAIN_TYPES:
             return None
         code = codes_of(w.dtype)
-        if code is None or not w.is_cpu or not w.is_contiguous() or (recording and w.requires_grad):
+        if (code is None or not w.is_cpu or w.layout is not _STRIDED or w.is_nested
+                or not w.is_contiguous() or w.is_neg() or (recording and w.requires_grad)):
             return None
         ptrs.append(w.data_ptr())
         sizes.append(w.numel())
@@ -82,7 +84,9 @@ def _plain_pairs(ws, gs):
         dtype = w.dtype
         code = codes_of(dtype)
         if (code is None or g.dtype != dtype or not w.is_cpu or not g.is_cpu
-                or not w.is_contiguous() or not g.is_contiguous() or g.requires_grad
+                or w.layout is not _STRIDED or g.layout is not _STRIDED or w.is_nested
+                or g.is_nested or not w.is_contiguous() or not g.is_contiguous()
+                or w.is_neg() or g.is_neg() or g.requires_grad
                 or g.is_inference() or g.shape != w.shape):
             return None
         w_ptrs.append(w.data_ptr())
@@ -92,13 +96,9 @@ def _plain_pairs(ws, gs):
     return FlatPairs(w_ptrs, g_ptrs, sizes, codes)
 
 
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t if is_dense(t) else t.contiguous()
-
-
 def _staged_weights(ws) -> tuple:
     """Flat lists over dense versions of ws, and the staging copies that must outlive the call."""
-    dense = [_flat(w) for w in ws]
+    dense = [readable(w) for w in ws]
     return Flat([w.data_ptr() for w in dense], [w.numel() for w in dense],
                 [DTYPE_CODES[w.dtype] for w in dense]), dense
 
@@ -164,7 +164,7 @@ def _nothing_to_do(w, l1: float, l2: float, check_finite: bool) -> bool:
 def value(w, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
-    src = _flat(w)
+    src = readable(w)
     return as_value(_core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2),
                     (w.dtype,))
 
@@ -178,7 +178,7 @@ def grad(w, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor:
         return out
     if l1 == 0.0 and l2 == 0.0:
         return out.zero_()
-    src = _flat(w)
+    src = readable(w)
     a, b = l1 * abs(scale), l2 * abs(scale)
     folded = scale != 0.0 and math.isfinite(a) and math.isfinite(b)
     if not folded:  # 0, NaN or Inf scale, or overflow: multiply afterwards so NaN/Inf propagate
@@ -195,10 +195,10 @@ def accumulate(w, g, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     """g += grad(w); the caller has checked the pair and its memory."""
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
-    if is_dense(w) and is_dense(g) and same_layout(w, g):
+    if writable_in_place(w, g):
         v = _core.accumulate(w.data_ptr(), g.data_ptr(), w.numel(), DTYPE_CODES[w.dtype], l1, l2)
     else:
-        wc, gc = w.contiguous(), g.contiguous()
+        wc, gc = readable(w).contiguous(), staged_target(g)
         v = _core.accumulate(wc.data_ptr(), gc.data_ptr(), wc.numel(), DTYPE_CODES[w.dtype], l1, l2)
         if gc is not g:
             g.copy_(gc)
@@ -245,8 +245,8 @@ def accumulate_many(ws, gs, l1s: list, l2s: list, check_finite: bool) -> torch.T
     staged = []  # (g, the contiguous copy the core writes, w's copy) for pairs not laid out alike
     w_ptrs, g_ptrs = [], []
     for w, g in zip(ws, gs):
-        if not (is_dense(w) and is_dense(g) and same_layout(w, g)):
-            w, g_copy = w.contiguous(), g.contiguous()
+        if not writable_in_place(w, g):
+            w, g_copy = readable(w).contiguous(), staged_target(g)
             staged.append((g, g_copy, w))
             g = g_copy
         w_ptrs.append(w.data_ptr())

@@ -6,7 +6,7 @@ contiguous tensors; others go through a contiguous staging copy on the device.
 """
 import torch
 
-from ._layout import is_dense
+from ._layout import is_dense, readable, staged_target
 from ._outputs import grad_buffer
 
 
@@ -28,7 +28,12 @@ def kernels():
 
 
 def _contiguous(ts) -> list:
-    return [t if t.is_contiguous() else t.contiguous() for t in ts]
+    """The tensors as the kernels read them: contiguous, negative-bit views resolved."""
+    return [t if t.is_contiguous() and not t.is_neg() else readable(t).contiguous() for t in ts]
+
+
+def _staged(gs) -> list:
+    return [g if g.is_contiguous() and not g.is_neg() else staged_target(g) for g in gs]
 
 
 def _in_promised_layout(w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -56,7 +61,7 @@ def value_many(ws, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
 def grad(w, l1, l2, scale) -> torch.Tensor:
     """scale * grad(w); the scale (autograd's incoming gradient) multiplies afterwards, so any
     sign, NaN or Inf of it propagates."""
-    out = kernels().grad(w.contiguous(), l1.reshape(()), l2.reshape(()))
+    out = kernels().grad(_contiguous([w])[0], l1.reshape(()), l2.reshape(()))
     out = _in_promised_layout(w, out)
     return out if scale is None else out.mul_(scale)
 
@@ -72,7 +77,7 @@ def grad_many(ws, l1s, l2s, scale) -> list:
 def accumulate_many(ws, gs, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
     if check_finite:
         require_finite(ws, names)
-    staged = _contiguous(gs)
+    staged = _staged(gs)
     total = kernels().accumulate_many_(_contiguous(ws), staged, l1s.reshape(-1), l2s.reshape(-1))
     for g, gc in zip(gs, staged):
         if gc is not g:

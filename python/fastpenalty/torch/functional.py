@@ -214,7 +214,26 @@ def accumulate_(w, g, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Te
             return out
     l1t, l2t = _factor(l1, "l1", w.device), _factor(l2, "l2", w.device)
     with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_(w, g, l1t, l2t, bool(check_finite))
+        (staged,), copy_back = _without_neg_bit([w], [g], single=True)
+        out = _ops.accumulate_(w, staged, l1t, l2t, bool(check_finite))
+        copy_back()
+        return out
+
+
+def _without_neg_bit(ws, gs, single: bool):
+    """gs, with a resolved copy in place of each negative-bit view, and the function that writes
+    the copies back. The dispatcher's fallback for such views cannot run an op that mutates them
+    and returns something else (an internal assert), so the op never sees one."""
+    if torch.compiler.is_compiling() or not any(g.is_neg() for g in gs):
+        return gs, lambda: None
+    require_disjoint(ws, gs, single=single)  # the copies would hide an overlap from the op
+    staged = [g.resolve_neg() if g.is_neg() else g for g in gs]
+
+    def copy_back():
+        for g, copy in zip(gs, staged):
+            if copy is not g:
+                g.copy_(copy)
+    return staged, copy_back
 
 
 # ------------------------------------------------------------------------------ many tensors
@@ -262,7 +281,10 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> t
         return _written(gs, _cpu.accumulate_many(ws, gs, _float_list(l1s), _float_list(l2s),
                                                  check_finite))
     with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
+        staged, copy_back = _without_neg_bit(ws, gs, single=False)
+        out = _ops.accumulate_many_(ws, staged, l1s, l2s, bool(check_finite))
+        copy_back()
+        return out
 
 
 def _written(gs, value: torch.Tensor) -> torch.Tensor:
