@@ -11,6 +11,8 @@ import torch
 from ._layout import DTYPE_CODES, may_overlap_itself
 
 SUPPORTED = "float32, float64, float16 and bfloat16"
+# check_finite=True and a value that overflows (every element finite): NumPy's wording too
+NOT_FINITE = "the penalty value is not finite (check_finite=True)"
 
 
 def weight(t, name: str) -> None:

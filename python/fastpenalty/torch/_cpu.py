@@ -10,6 +10,7 @@ releases the GIL while it works.
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .. import _core
@@ -20,6 +21,7 @@ from ._overlap import require_disjoint, require_disjoint_flat
 
 PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))  # no subclass with its own dispatch
 _FP64 = DTYPE_CODES[torch.float64]
+_FP32_MAX = float(torch.finfo(torch.float32).max)
 _STRIDED = torch.strided
 # grad over a whole list in one call, where the core has it (else one call per tensor)
 _grad_many = getattr(_core, "grad_many", None)
@@ -103,13 +105,34 @@ def _staged_weights(ws) -> tuple:
                 [DTYPE_CODES[w.dtype] for w in dense]), dense
 
 
-def _value_tensor(v: float, codes) -> torch.Tensor:
+def _dtype_of(codes) -> torch.dtype:
     fp64 = bool(codes) and all(c == _FP64 for c in codes)
-    return torch.scalar_tensor(v, dtype=torch.float64 if fp64 else torch.float32)
+    return torch.float64 if fp64 else torch.float32
+
+
+def _rounded(v: float, dtype: torch.dtype) -> float:
+    """v as the value tensor will hold it: a float32 beyond its range is inf, not an error."""
+    if dtype == torch.float32 and abs(v) > _FP32_MAX:
+        with np.errstate(over="ignore"):
+            return float(np.float32(v))
+    return v
+
+
+def _value_tensor(v: float, codes) -> torch.Tensor:
+    dtype = _dtype_of(codes)
+    return torch.scalar_tensor(_rounded(v, dtype), dtype=dtype)
 
 
 def as_value(v: float, dtypes) -> torch.Tensor:
-    return torch.scalar_tensor(v, dtype=value_dtype(dtypes))
+    dtype = value_dtype(dtypes)
+    return torch.scalar_tensor(_rounded(v, dtype), dtype=dtype)
+
+
+def require_finite_value(v: float, dtype: torch.dtype) -> float:
+    """check_finite=True: the value returned must be finite (elements were checked before)."""
+    if not math.isfinite(_rounded(v, dtype)):
+        raise ValueError(_checks.NOT_FINITE)
+    return v
 
 
 def _paired(l1s: list, l2s: list, n: int) -> tuple:
@@ -165,8 +188,10 @@ def value(w, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
     src = readable(w)
-    return as_value(_core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2),
-                    (w.dtype,))
+    v = _core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2)
+    if check_finite:
+        require_finite_value(v, value_dtype((w.dtype,)))
+    return as_value(v, (w.dtype,))
 
 
 def grad(w, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor:
@@ -195,6 +220,8 @@ def accumulate(w, g, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     """g += grad(w); the caller has checked the pair and its memory."""
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value(w, l1, l2, check_finite)
     if writable_in_place(w, g):
         v = _core.accumulate(w.data_ptr(), g.data_ptr(), w.numel(), DTYPE_CODES[w.dtype], l1, l2)
     else:
@@ -211,7 +238,10 @@ def value_flat(flat: Flat, ws, l1s: list, l2s: list, check_finite: bool) -> torc
     l1s, l2s = _check_factors(l1s, l2s, len(flat.ptrs))
     if check_finite:
         _first_not_finite(flat, ws, _names(len(ws)))
-    return _value_tensor(_core.value_many(flat.ptrs, flat.sizes, flat.codes, l1s, l2s), flat.codes)
+    v = _core.value_many(flat.ptrs, flat.sizes, flat.codes, l1s, l2s)
+    if check_finite:
+        require_finite_value(v, _dtype_of(flat.codes))
+    return _value_tensor(v, flat.codes)
 
 
 def value_many(ws, l1s: list, l2s: list, check_finite: bool) -> torch.Tensor:
@@ -227,8 +257,8 @@ def accumulate_flat(pairs: FlatPairs, ws, gs, l1s: list, l2s: list,
                     check_finite: bool) -> torch.Tensor:
     l1s, l2s = _check_factors(l1s, l2s, len(pairs.sizes))
     require_disjoint_flat(pairs)
-    if check_finite:
-        _first_not_finite(Flat(pairs.w_ptrs, pairs.sizes, pairs.codes), ws, _names(len(ws)))
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_flat(Flat(pairs.w_ptrs, pairs.sizes, pairs.codes), ws, l1s, l2s, True)
     total = _core.accumulate_many(pairs.w_ptrs, pairs.g_ptrs, pairs.sizes, pairs.codes, l1s, l2s)
     return _value_tensor(total, pairs.codes)
 
@@ -240,8 +270,8 @@ def accumulate_many(ws, gs, l1s: list, l2s: list, check_finite: bool) -> torch.T
     _checks.targets(ws, gs)
     l1s, l2s = _check_factors(l1s, l2s, len(ws))
     require_disjoint(ws, gs, single=False)
-    if check_finite:
-        require_finite(ws, _names(len(ws)))
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_many(ws, l1s, l2s, True)
     staged = []  # (g, the contiguous copy the core writes, w's copy) for pairs not laid out alike
     w_ptrs, g_ptrs = [], []
     for w, g in zip(ws, gs):

@@ -6,8 +6,9 @@ contiguous tensors; others go through a contiguous staging copy on the device.
 """
 import torch
 
+from ._checks import NOT_FINITE
 from ._layout import is_dense, readable, staged_target
-from ._outputs import grad_buffer
+from ._outputs import grad_buffer, value_dtype
 
 
 def kernels():
@@ -55,7 +56,11 @@ def require_finite(ws, names) -> None:
 def value_many(ws, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
     if check_finite:
         require_finite(ws, names)
-    return kernels().value_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+    total = kernels().value_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+    total = total.to(value_dtype([w.dtype for w in ws]))
+    if check_finite and not bool(torch.isfinite(total)):  # a second synchronization
+        raise ValueError(NOT_FINITE)
+    return total
 
 
 def grad(w, l1, l2, scale) -> torch.Tensor:
@@ -75,8 +80,8 @@ def grad_many(ws, l1s, l2s, scale) -> list:
 
 
 def accumulate_many(ws, gs, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
-    if check_finite:
-        require_finite(ws, names)
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_many(ws, l1s, l2s, True, names)
     staged = _staged(gs)
     total = kernels().accumulate_many_(_contiguous(ws), staged, l1s.reshape(-1), l2s.reshape(-1))
     for g, gc in zip(gs, staged):
