@@ -1,6 +1,8 @@
 """Penalty: a whole model's weight penalty as one fused multi-tensor call."""
 import contextlib
+import itertools
 import numbers
+import operator
 import re
 import warnings
 import weakref
@@ -15,6 +17,26 @@ from ._tracking import Followed
 
 # The rule `python -m fastpenalty profile` applies too: biases, normalization weights, vectors.
 DEFAULT_EXCLUDE = (is_excluded,)
+_REQUIRES_GRAD, _GRAD = operator.attrgetter("requires_grad"), operator.attrgetter("grad")
+
+
+# Per-step reads over every parameter: C-level map in eager mode; dynamo cannot trace attrgetter.
+def _requires_grad(params) -> tuple:
+    if torch.compiler.is_compiling():
+        return tuple(p.requires_grad for p in params)
+    return tuple(map(_REQUIRES_GRAD, params))
+
+
+def _grads(params) -> list:
+    if torch.compiler.is_compiling():
+        return [p.grad for p in params]
+    return list(map(_GRAD, params))
+
+
+def _any_none(grads) -> bool:
+    if torch.compiler.is_compiling():
+        return any(g is None for g in grads)
+    return any(map(operator.is_, grads, itertools.repeat(None)))
 
 _BOTH_FORMS = ("Penalty: the gradient of penalty() reached the parameters through backward() and "
                "accumulate_() is adding it again, which doubles the penalty's gradient; use one "
@@ -312,7 +334,7 @@ class Penalty:
             return distributed.accumulate(self._sharded, self._l1s, self._l2s,
                                           functional.accumulate_many_tensors,
                                           functional.value_many_tensors)
-        pattern = tuple(p.requires_grad for p in self._params)
+        pattern = _requires_grad(self._params)
         if all(pattern):
             trainable, l1s, l2s, split = self._params, self._l1s, self._l2s, None
         else:
@@ -321,8 +343,8 @@ class Penalty:
             l1s = self._l1s.index_select(0, split.trainable_at)
             l2s = self._l2s.index_select(0, split.trainable_at)
         with torch.no_grad():
-            grads = [p.grad for p in trainable]
-            if any(g is None for g in grads):
+            grads = _grads(trainable)
+            if _any_none(grads):
                 for i, p in enumerate(trainable):
                     if grads[i] is None:
                         p.grad = grads[i] = torch.zeros_like(p)
