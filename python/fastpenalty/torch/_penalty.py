@@ -296,10 +296,10 @@ class Penalty:
         self._refresh()
         if self._sharded is not None:
             total = distributed.value(self._sharded, self._l1s, self._l2s,
-                                      functional.value_many_tensors)
+                                      functional.value_many)
         else:
             with _naming(self._names):
-                total = functional.value_many_tensors(self._params, self._l1s, self._l2s)
+                total = functional.value_many(self._params, self._l1s, self._l2s)
         if total.requires_grad and not torch.compiler.is_compiling():
             total.register_hook(self._on_backward)
         return total
@@ -332,8 +332,8 @@ class Penalty:
             self._warn_if_both_forms()
         if self._sharded is not None:
             return distributed.accumulate(self._sharded, self._l1s, self._l2s,
-                                          functional.accumulate_many_tensors,
-                                          functional.value_many_tensors)
+                                          functional.accumulate_many_,
+                                          functional.value_many)
         pattern = _requires_grad(self._params)
         if all(pattern):
             trainable, l1s, l2s, split = self._params, self._l1s, self._l2s, None
@@ -349,10 +349,10 @@ class Penalty:
                     if grads[i] is None:
                         p.grad = grads[i] = torch.zeros_like(p)
             with _naming(self._names if split is None else split.trainable_names):
-                total = functional.accumulate_many_tensors(trainable, grads, l1s, l2s)
+                total = functional.accumulate_many_(trainable, grads, l1s, l2s)
             if split is not None and split.frozen:
                 with _naming(split.frozen_names):
-                    rest = functional.value_many_tensors(
+                    rest = functional.value_many(
                         split.frozen, self._l1s.index_select(0, split.frozen_at),
                         self._l2s.index_select(0, split.frozen_at))
                 fp64 = total.dtype == rest.dtype == torch.float64

@@ -292,27 +292,3 @@ def _written(gs, value: torch.Tensor) -> torch.Tensor:
     if gs:
         torch.autograd.graph.increment_version(gs)
     return value
-
-
-# The two entry points that take factors already as float64 tensors on the weights' device
-# (Penalty uses them: its factors live in tensors that are updated in place).
-
-def value_many_tensors(ws: list, l1s: torch.Tensor, l2s: torch.Tensor,
-                       check_finite: bool = False) -> torch.Tensor:
-    if l1s.is_cpu and _eager():
-        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
-        if flat is not None:
-            return _cpu.value_flat(flat, ws, _float_list(l1s), _float_list(l2s), check_finite)
-    return _ops.value_many(ws, l1s, l2s, bool(check_finite))
-
-
-def accumulate_many_tensors(ws: list, gs: list, l1s: torch.Tensor, l2s: torch.Tensor,
-                            check_finite: bool = False) -> torch.Tensor:
-    if l1s.is_cpu and _eager():
-        pairs = _cpu.plain_pairs(ws, gs)
-        if pairs is not None:
-            return _written(gs, _cpu.accumulate_flat(pairs, ws, gs, _float_list(l1s),
-                                                     _float_list(l2s), check_finite))
-    _checks.targets(ws, gs)  # here, where grad mode is still the caller's
-    with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
