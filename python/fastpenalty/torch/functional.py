@@ -29,6 +29,7 @@ import torch
 from .._factors import check_factor, check_factor_list, refuse_non_real
 from . import _checks, _cpu, _ops
 from ._overlap import require_disjoint
+from ._plan import any_requires_grad
 
 try:
     _functorch_active = torch._C._functorch.peek_interpreter_stack
@@ -253,15 +254,52 @@ def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tenso
     are one factor or one per tensor. A 0-dim tensor, differentiable in every w."""
     ws = _as_list(ws, "ws")
     if _eager():
-        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
+        flat = _cpu.plain_weights(ws)
         if flat is not None:
             a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
             if a is not None and b is not None and None not in a and None not in b:
+                if torch.is_grad_enabled() and any_requires_grad(ws):
+                    return _EagerValueMany.apply(flat, a, b, bool(check_finite), *ws)
                 return _cpu.value_flat(flat, ws, a, b, check_finite)
     _checks.many(ws, "ws")
     device = _device_of(ws)
     return _ops.value_many(ws, _factors(l1, "l1", len(ws), device),
                            _factors(l2, "l2", len(ws), device), bool(check_finite))
+
+
+class _EagerValueMany(torch.autograd.Function):
+    """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
+    kernels without its per-tensor dispatch work (about 4 us per tensor in torch 2.13). Forward
+    is _cpu.value_flat; backward _cpu.grad_many, or the differentiable grad_many op when the
+    backward is itself recorded (double backward)."""
+
+    @staticmethod
+    def forward(ctx, flat, l1s: list, l2s: list, check_finite: bool, *ws):
+        ctx.factors = (l1s, l2s)
+        ctx.save_for_backward(*ws)
+        return _cpu.value_flat(flat, ws, l1s, l2s, check_finite)
+
+    @staticmethod
+    def backward(ctx, gout):
+        ws = ctx.saved_tensors
+        l1s, l2s = ctx.factors
+        chosen = [i for i, need in enumerate(ctx.needs_input_grad[4:]) if need]
+        pick = (lambda f: f) if len(l1s) == 1 and len(l2s) == 1 else (
+            lambda f: f * len(ws) if len(f) == 1 else f)
+        a, b = pick(l1s), pick(l2s)
+        if len(a) > 1:
+            a, b = [a[i] for i in chosen], [b[i] for i in chosen]
+        sub = [ws[i] for i in chosen]
+        if torch.is_grad_enabled():  # create_graph=True: stay differentiable
+            f64 = torch.float64
+            picked = _ops.grad_many(sub, torch.tensor(a, dtype=f64), torch.tensor(b, dtype=f64),
+                                    gout.reshape(()))
+        else:
+            picked = _cpu.grad_many(sub, a, b, gout.item())
+        grads = [None] * len(ws)
+        for i, g in zip(chosen, picked):
+            grads[i] = g
+        return (None, None, None, None, *grads)
 
 
 def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
