@@ -269,7 +269,7 @@ def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tenso
 
 class _EagerValueMany(torch.autograd.Function):
     """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
-    kernels without its per-tensor dispatch work (about 4 us per tensor in torch 2.13). Forward
+    kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). Forward
     is _cpu.value_flat; backward _cpu.grad_many, or the differentiable grad_many op when the
     backward is itself recorded (double backward)."""
 
