@@ -8,7 +8,6 @@ Inputs are kept where the expected result does not depend on work in progress in
 [0, 10] (no factor-precision extremes such as 2e38 or 1e-46), no masked arrays. The lead can
 widen those strategies once that work has landed."""
 import numpy as np
-import pytest
 import torch
 from _tolerances import VALUE_ATOL, VALUE_RTOL, assert_elements_close, assert_value_close
 from hypothesis import given, settings
