@@ -154,3 +154,30 @@ def test_backward_through_a_multi_tensor_grad_kernel(monkeypatch):
             assert w.grad.dtype == w.dtype
             torch.testing.assert_close(w.grad, e * scale, rtol=2e-3, atol=0)
     assert calls == [2, 2]
+
+
+@pytest.mark.parametrize("l1,l2", [(0.1, 0.2), ([0.1, 0.0, 0.3], 0.2), (0.1, [0.2, 0.5, 0.0]),
+                                   ([0.1, 0.0, 0.3], [0.2, 0.5, 0.0])])
+def test_eager_value_many_matches_the_custom_op(l1, l2):
+    # eager CPU calls that autograd records skip the dispatcher (_EagerValueMany): the same
+    # value and gradients as the custom op, for the weights that require grad only
+    torch.manual_seed(0)
+    ws = [torch.randn(5, dtype=torch.float64, requires_grad=True),
+          torch.randn(2, 3, dtype=torch.float64),
+          torch.randn(4, dtype=torch.float64, requires_grad=True)]
+    value = fastpenalty.value_many(ws, l1, l2)
+    assert type(value.grad_fn).__name__ == "_EagerValueManyBackward"
+    value.backward(torch.tensor(-1.5, dtype=torch.float64))
+    l1s = l1 if isinstance(l1, list) else [l1] * 3
+    l2s = l2 if isinstance(l2, list) else [l2] * 3
+    for w, a, b in zip(ws, l1s, l2s):
+        if w.requires_grad:
+            torch.testing.assert_close(w.grad, -1.5 * fastpenalty.grad(w.detach(), a, b))
+    assert ws[1].grad is None
+    assert torch.autograd.gradcheck(lambda x, y: fastpenalty.value_many([x, y], l1s[:2], l2s[:2]),
+                                    (ws[0].detach().requires_grad_(),
+                                     ws[2].detach().requires_grad_()))
+    x = ws[0].detach().requires_grad_()
+    (gx,) = torch.autograd.grad(fastpenalty.value_many([x], 0.0, 0.25), x, create_graph=True)
+    (ggx,) = torch.autograd.grad(gx.sum(), x)
+    torch.testing.assert_close(ggx, torch.full_like(x, 0.5))  # d/dw of 2 * l2 * w

@@ -101,3 +101,39 @@ def test_accumulate_compiles_once(compile_counter):
         assert value.item() == pytest.approx(penalty().item(), rel=1e-6)
         assert model[0].bias.grad is None
     assert_one_graph_no_breaks(compile_counter)
+
+
+# A Python float passed into a compiled function: dynamo specializes on its first value, then,
+# when it changes, makes it a symbolic input. The functional forms turn that input into a factor
+# tensor, so every later value reuses the second graph: 2 graphs for any number of values
+# (tensor factors and Penalty: 1). README "torch.compile" states these counts from this test.
+FLOAT_FACTOR_CASES = {
+    "l1_l2": lambda w, ws, f: fastpenalty.l1_l2(w, f, 0.5),
+    "grad": lambda w, ws, f: fastpenalty.grad(w, f, 0.5),
+    "value_many": lambda w, ws, f: fastpenalty.value_many(ws, f, 0.5),
+    "value_many per tensor": lambda w, ws, f: fastpenalty.value_many(ws, [f, 0.25], 0.5),
+    "accumulate_many_": lambda w, ws, f: fastpenalty.accumulate_many_(
+        ws, [torch.zeros_like(x) for x in ws], f, 0.5),
+}
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("case", sorted(FLOAT_FACTOR_CASES))
+def test_float_factors_compile_into_two_graphs(backend, case):
+    if backend == "inductor" and case not in ("l1_l2", "accumulate_many_"):
+        pytest.skip("inductor is slow here; aot_eager traces the same fake kernels")
+    torch._dynamo.reset()
+    counters.clear()
+    counter = CompileCounterWithBackend(backend)
+    fn = FLOAT_FACTOR_CASES[case]
+    compiled = torch.compile(fn, backend=counter, fullgraph=True)
+    w = torch.randn(9, dtype=torch.float64)
+    ws = [torch.randn(7), torch.randn(3, 2, dtype=torch.float64)]
+    for f in (0.1, 0.2, 0.35, 1.5, 0.0):
+        got, expected = compiled(w, ws, f), fn(w, ws, f)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+    assert counter.frame_count == 2, f"compiled {counter.frame_count} graphs for 5 values"
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    with pytest.raises(Exception, match=r"l1(\[0\])? must be finite and >= 0"):
+        compiled(w, ws, -1.0)  # a symbolic factor is still checked where the op runs
+    torch._dynamo.reset()

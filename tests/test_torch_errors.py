@@ -167,8 +167,6 @@ def test_check_finite_names_the_tensor(route):
                    lambda: fastpenalty.accumulate_many_([ok, w], [torch.zeros(3), g], 0.0, 0.0,
                                                         check_finite=True),
                    r"ws\[1\] contains NaN")
-    big = torch.full((1000,), 3e38)  # the sum overflows but every element is finite
-    assert fastpenalty.l1(big, 1.0, check_finite=True).item() == float("inf")
     assert fastpenalty.l1_l2(ok, 0.1, 0.1, check_finite=True).item() > 0
 
 

@@ -54,3 +54,11 @@ def test_every_op_is_covered():
     registered = {name for name in OPS if hasattr(torch.ops.fastpenalty, name)}
     covered = {name.split("_transposed")[0].split("_scaled")[0] for _, name in CASES}
     assert registered == OPS == covered
+
+
+@pytest.mark.parametrize("op", ["value", "value_many", "grad", "grad_many", "accumulate_",
+                                "accumulate_many_"])
+def test_each_op_has_a_kernel_per_device(op):
+    # routing by device is the dispatcher's: a CPU and a CUDA kernel, and the fake one for Meta
+    for key in ("CPU", "CUDA", "Meta"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"fastpenalty::{op}", key), key

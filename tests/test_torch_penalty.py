@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import fastpenalty
-from fastpenalty.torch import Penalty
+from fastpenalty._exclusion import is_excluded
+from fastpenalty.torch import DEFAULT_EXCLUDE, Penalty
 
 
 class Block(nn.Module):
@@ -30,6 +31,18 @@ def test_module_default_exclude_drops_biases_and_norms():
     assert len(penalty) == 3 and penalty.num_groups == 1
 
 
+def test_default_exclusion_is_the_rule_profile_applies():
+    block = Block()
+    expected = tuple(n for n, p in block.named_parameters() if not is_excluded(n, p.shape))
+    assert Penalty(block).names == expected
+    assert Penalty(block.named_parameters()).names == expected
+    assert DEFAULT_EXCLUDE == (is_excluded,)
+    with_embed = Penalty(block, exclude=(*DEFAULT_EXCLUDE, "embed")).names
+    assert with_embed == tuple(n for n in expected if "embed" not in n)
+    by_shape = Penalty(block, exclude=lambda name, shape: len(shape) != 2).names
+    assert by_shape == ("embed.weight", "proj.weight", "norm_gate.weight")
+
+
 def test_exclude_rules():
     block = Block()
     assert len(Penalty(block, exclude=()).parameters) == 13  # tied weight once
@@ -46,9 +59,11 @@ def test_exclude_rules():
 def test_parameter_lists_and_named_pairs():
     block = Block()
     assert len(Penalty(block.parameters())) == 13  # anonymous tensors: exclude does not apply
-    named = Penalty(block.named_parameters())  # names only: no module types to match
-    assert named.names == ("embed.weight", "conv.weight", "bn.weight", "proj.weight",
-                           "ln_1.weight", "group.weight")
+    named = Penalty(block.named_parameters())  # the default rule needs names and shapes only
+    assert named.names == ("embed.weight", "conv.weight", "proj.weight")
+    by_name = Penalty(block.named_parameters(), exclude=("bias", "norm"))  # no module types here
+    assert by_name.names == ("embed.weight", "conv.weight", "bn.weight", "proj.weight",
+                             "ln_1.weight", "group.weight")
     single = Penalty(block.proj.weight, l1=0.5)
     assert single.parameters == (block.proj.weight,)
 
@@ -173,7 +188,8 @@ def test_parameters_that_are_not_contiguous():
     grads = [p.grad.clone() for p in params]
     strided.grad = torch.zeros(8, 6)[::2].t()  # a gradient laid out unlike its parameter
     grads[1] = torch.zeros(6, 4)
-    assert penalty.accumulate_().item() == pytest.approx(expected, rel=1e-6)
+    with pytest.warns(UserWarning, match="doubles the penalty's gradient"):  # both forms here
+        assert penalty.accumulate_().item() == pytest.approx(expected, rel=1e-6)
     for p, c, g in zip(params, copies, grads):
         torch.testing.assert_close(p.grad, g + fastpenalty.grad(c, 0.01, 0.2), rtol=1e-6, atol=1e-7)
 

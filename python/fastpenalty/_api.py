@@ -4,6 +4,7 @@ arrays with __dlpack__ (JAX, CuPy, ...) are viewed without a copy by _dlpack."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 from . import _dlpack, _numpy_api
@@ -21,6 +22,24 @@ def _torch_functional():
     return functional
 
 
+def _backend(*arrays):
+    """The module serving non-torch arrays: _dlpack for foreign ones (JAX, CuPy...), else NumPy.
+    Both take the same arguments."""
+    return _dlpack if any(_dlpack.is_foreign(a) for a in arrays) else _numpy_api
+
+
+# check_finite=True promises a finite value or an error before anything is written, for every
+# input kind: the torch layer checks this itself; for the others, the value is computed (and
+# checked) first, then g written without checking again.
+_NOT_FINITE = "the penalty value is not finite (check_finite=True)"
+
+
+def _finite(value):
+    if not math.isfinite(float(value)):
+        raise ValueError(_NOT_FINITE)
+    return value
+
+
 def _first(ws):
     try:
         return next(iter(ws))
@@ -32,45 +51,43 @@ def l1(w, factor=0.01, *, check_finite: bool = False):
     """factor * sum(|w|): a Python float for NumPy input, a 0-dim differentiable tensor for torch input."""
     if _is_torch(w):
         return _torch_functional().l1(w, factor, check_finite=check_finite)
-    if _dlpack.is_foreign(w):
-        return _dlpack.value(w, check_factor(factor, "factor"), 0.0, check_finite)
-    return _numpy_api.value(w, check_factor(factor, "factor"), 0.0, check_finite)
+    return _value(w, check_factor(factor, "factor"), 0.0, check_finite)
 
 
 def l2(w, factor=0.01, *, check_finite: bool = False):
     """factor * sum(w**2). PyTorch's optimizer weight_decay=wd corresponds to factor = wd / 2."""
     if _is_torch(w):
         return _torch_functional().l2(w, factor, check_finite=check_finite)
-    if _dlpack.is_foreign(w):
-        return _dlpack.value(w, 0.0, check_factor(factor, "factor"), check_finite)
-    return _numpy_api.value(w, 0.0, check_factor(factor, "factor"), check_finite)
+    return _value(w, 0.0, check_factor(factor, "factor"), check_finite)
 
 
 def l1_l2(w, l1=0.01, l2=0.01, *, check_finite: bool = False):
     """l1 * sum(|w|) + l2 * sum(w**2), in one pass over w."""
     if _is_torch(w):
         return _torch_functional().l1_l2(w, l1, l2, check_finite=check_finite)
-    if _dlpack.is_foreign(w):
-        return _dlpack.value(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
-    return _numpy_api.value(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
+    return _value(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
+
+
+def _value(w, l1: float, l2: float, check_finite: bool):
+    v = _backend(w).value(w, l1, l2, check_finite)
+    return _finite(v) if check_finite else v
 
 
 def grad(w, l1=0.0, l2=0.0, *, check_finite: bool = False):
     """A new array (tensor) of w's shape and dtype: l1 * sign(w) + 2 * l2 * w, with sign(0) = 0."""
     if _is_torch(w):
         return _torch_functional().grad(w, l1, l2, check_finite=check_finite)
-    if _dlpack.is_foreign(w):
-        return _dlpack.grad(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
-    return _numpy_api.grad(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
+    return _backend(w).grad(w, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
 
 
 def accumulate_(w, g, l1=0.0, l2=0.0, *, check_finite: bool = False):
     """g += grad(w) in one fused pass that also returns the penalty value of w."""
     if _is_torch(w) or _is_torch(g):
         return _torch_functional().accumulate_(w, g, l1, l2, check_finite=check_finite)
-    if _dlpack.is_foreign(w) or _dlpack.is_foreign(g):
-        return _dlpack.accumulate_(w, g, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
-    return _numpy_api.accumulate_(w, g, check_factor(l1, "l1"), check_factor(l2, "l2"), check_finite)
+    backend, l1, l2 = _backend(w, g), check_factor(l1, "l1"), check_factor(l2, "l2")
+    if check_finite:
+        _finite(backend.value(w, l1, l2, True))
+    return backend.accumulate_(w, g, l1, l2, False)
 
 
 def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False):
@@ -78,9 +95,8 @@ def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False):
     ws = ws if isinstance(ws, (list, tuple)) else list(ws)
     if _is_torch(_first(ws)):
         return _torch_functional().value_many(ws, l1, l2, check_finite=check_finite)
-    if _dlpack.any_foreign(ws):
-        return _dlpack.value_many(ws, l1, l2, check_finite)
-    return _numpy_api.value_many(ws, l1, l2, check_finite)
+    v = _backend(*ws).value_many(ws, l1, l2, check_finite)
+    return _finite(v) if check_finite else v
 
 
 def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False):
@@ -89,6 +105,7 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False):
     gs = gs if isinstance(gs, (list, tuple)) else list(gs)
     if _is_torch(_first(ws)) or _is_torch(_first(gs)):
         return _torch_functional().accumulate_many_(ws, gs, l1, l2, check_finite=check_finite)
-    if _dlpack.any_foreign(ws, gs):
-        return _dlpack.accumulate_many_(ws, gs, l1, l2, check_finite)
-    return _numpy_api.accumulate_many_(ws, gs, l1, l2, check_finite)
+    backend = _backend(*ws, *gs)
+    if check_finite:
+        _finite(backend.value_many(ws, l1, l2, True))
+    return backend.accumulate_many_(ws, gs, l1, l2, False)

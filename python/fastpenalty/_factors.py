@@ -7,10 +7,36 @@ import numbers
 from typing import Sequence
 
 
+def _dtype_kind(value):
+    """NumPy's dtype kind of an array, scalar or torch tensor ('b', 'c', 'f', 'i', ...), or
+    None for values without a dtype."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return None
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):  # NumPy
+        return kind
+    if getattr(dtype, "is_complex", False):  # torch
+        return "c"
+    if str(dtype) == "torch.bool":
+        return "b"
+    return "f" if getattr(dtype, "is_floating_point", False) else "i"
+
+
+def refuse_non_real(value, name: str) -> None:
+    """TypeError for factors that are no real number, in every form: bool (True, np.bool_,
+    np.array(True), a bool tensor), complex, strings."""
+    kind = _dtype_kind(value)
+    if isinstance(value, (bool, str, bytes)) or (kind is not None and kind not in "fiu"):
+        what = type(value).__name__ if kind is None else f"{type(value).__name__} of dtype {value.dtype}"
+        raise TypeError(f"{name} must be a real number, got {what}")
+
+
 def check_factor(value, name: str) -> float:
-    """A plain number as a float, or ValueError/TypeError naming the factor."""
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    """A plain number as a float, or ValueError/TypeError naming the factor. The same set of
+    types is accepted for NumPy and torch inputs: real numbers, NumPy real scalars and 0-d
+    arrays, 0-dim real tensors; bool is refused in every form."""
+    refuse_non_real(value, name)
     if not isinstance(value, numbers.Real):
         try:  # NumPy 0-d arrays and other float-convertible scalars
             if getattr(value, "ndim", 0) != 0:
@@ -26,10 +52,10 @@ def check_factor(value, name: str) -> float:
 
 def check_factor_list(value, name: str, count: int) -> list[float]:
     """One factor for all tensors, or one per tensor (a sequence of length `count`)."""
-    if isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0:
+    is_sequence = (isinstance(value, Sequence) and not isinstance(value, (str, bytes))) or (
+        getattr(value, "ndim", 0) or 0) >= 1
+    if not is_sequence:
         return [check_factor(value, name)]
-    if not isinstance(value, Sequence) and not hasattr(value, "__len__"):
-        raise TypeError(f"{name} must be a float or a sequence of floats, got {type(value).__name__}")
     values = list(value)
     if len(values) != count:
         raise ValueError(f"{name} has {len(values)} entries for {count} tensors")

@@ -11,6 +11,8 @@ import torch
 from ._layout import DTYPE_CODES, may_overlap_itself
 
 SUPPORTED = "float32, float64, float16 and bfloat16"
+# check_finite=True and a value that overflows (every element finite): NumPy's wording too
+NOT_FINITE = "the penalty value is not finite (check_finite=True)"
 
 
 def weight(t, name: str) -> None:
@@ -18,6 +20,8 @@ def weight(t, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in DTYPE_CODES:
         raise TypeError(f"{name} has dtype {t.dtype}; supported dtypes are {SUPPORTED}")
+    if t.is_nested:
+        raise TypeError(f"{name} is a nested tensor; only dense (strided) tensors are supported")
     if t.layout != torch.strided:
         raise TypeError(f"{name} is a {t.layout} tensor; only dense (strided) tensors are supported")
     kind = t.device.type
@@ -79,7 +83,8 @@ def targets(ws, gs) -> None:
 
 
 def _plain_floats(ts) -> bool:
-    return all(isinstance(t, torch.Tensor) and t.dtype in DTYPE_CODES for t in ts)
+    return all(isinstance(t, torch.Tensor) and t.dtype in DTYPE_CODES and t.layout == torch.strided
+               and not t.is_nested for t in ts)
 
 
 def _one_device(ts) -> bool:

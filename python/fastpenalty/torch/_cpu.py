@@ -10,16 +10,20 @@ releases the GIL while it works.
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .. import _core
 from . import _checks
-from ._layout import DTYPE_CODES, is_dense, same_layout
+from ._layout import DTYPE_CODES, readable, staged_target, writable_in_place
 from ._outputs import grad_buffer, value_dtype
 from ._overlap import require_disjoint, require_disjoint_flat
+from ._plan import Remembered, any_requires_grad
 
 PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))  # no subclass with its own dispatch
 _FP64 = DTYPE_CODES[torch.float64]
+_FP32_MAX = float(torch.finfo(torch.float32).max)
+_STRIDED = torch.strided
 # grad over a whole list in one call, where the core has it (else one call per tensor)
 _grad_many = getattr(_core, "grad_many", None)
 
@@ -38,13 +42,23 @@ class FlatPairs(NamedTuple):
     codes: list
 
 
+_weights_seen, _pairs_seen = Remembered(), Remembered()
+
+
 def plain_weights(ws, recording: bool = False):
     """Flat lists for ws in one pass when every tensor is a plain, contiguous CPU tensor of a
-    supported dtype (and, when autograd records, none requires grad); else None."""
+    supported dtype (and, when autograd records, none requires grad); else None. The list of
+    the last call is recognised without the full checks (_plan)."""
+    flat = _weights_seen.recall(ws)
+    if flat is not None and not (recording and any_requires_grad(ws)):
+        return flat
     try:
-        return _plain_weights(ws, recording)
+        flat = _plain_weights(ws, recording)
     except RuntimeError:  # a sparse or other non-strided tensor: the detailed checks name it
         return None
+    if flat is not None:
+        _weights_seen.remember(ws, flat)
+    return flat
 
 
 def _plain_weights(ws, recording: bool):
@@ -54,7 +68,8 @@ def _plain_weights(ws, recording: bool):
         if type(w) not in PLAIN_TYPES:
             return None
         code = codes_of(w.dtype)
-        if code is None or not w.is_cpu or not w.is_contiguous() or (recording and w.requires_grad):
+        if (code is None or not w.is_cpu or w.layout is not _STRIDED or w.is_nested
+                or not w.is_contiguous() or w.is_neg() or (recording and w.requires_grad)):
             return None
         ptrs.append(w.data_ptr())
         sizes.append(w.numel())
@@ -67,10 +82,17 @@ def plain_pairs(ws, gs):
     one supported dtype and shape, and every g may be written; else None."""
     if len(ws) != len(gs):
         return None
+    both = ws + gs if isinstance(ws, list) and isinstance(gs, list) else list(ws) + list(gs)
+    pairs = _pairs_seen.recall(both)
+    if pairs is not None and not any_requires_grad(gs):
+        return pairs
     try:
-        return _plain_pairs(ws, gs)
+        pairs = _plain_pairs(ws, gs)
     except RuntimeError:  # a sparse or other non-strided tensor: the detailed checks name it
         return None
+    if pairs is not None:
+        _pairs_seen.remember(both, pairs)
+    return pairs
 
 
 def _plain_pairs(ws, gs):
@@ -82,7 +104,9 @@ def _plain_pairs(ws, gs):
         dtype = w.dtype
         code = codes_of(dtype)
         if (code is None or g.dtype != dtype or not w.is_cpu or not g.is_cpu
-                or not w.is_contiguous() or not g.is_contiguous() or g.requires_grad
+                or w.layout is not _STRIDED or g.layout is not _STRIDED or w.is_nested
+                or g.is_nested or not w.is_contiguous() or not g.is_contiguous()
+                or w.is_neg() or g.is_neg() or g.requires_grad
                 or g.is_inference() or g.shape != w.shape):
             return None
         w_ptrs.append(w.data_ptr())
@@ -92,24 +116,41 @@ def _plain_pairs(ws, gs):
     return FlatPairs(w_ptrs, g_ptrs, sizes, codes)
 
 
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t if is_dense(t) else t.contiguous()
-
-
 def _staged_weights(ws) -> tuple:
     """Flat lists over dense versions of ws, and the staging copies that must outlive the call."""
-    dense = [_flat(w) for w in ws]
+    dense = [readable(w) for w in ws]
     return Flat([w.data_ptr() for w in dense], [w.numel() for w in dense],
                 [DTYPE_CODES[w.dtype] for w in dense]), dense
 
 
+def _dtype_of(codes) -> torch.dtype:
+    fp64 = bool(codes) and codes.count(_FP64) == len(codes)
+    return torch.float64 if fp64 else torch.float32
+
+
+def _rounded(v: float, dtype: torch.dtype) -> float:
+    """v as the value tensor will hold it: a float32 beyond its range is inf, not an error."""
+    if dtype == torch.float32 and abs(v) > _FP32_MAX:
+        with np.errstate(over="ignore"):
+            return float(np.float32(v))
+    return v
+
+
 def _value_tensor(v: float, codes) -> torch.Tensor:
-    fp64 = bool(codes) and all(c == _FP64 for c in codes)
-    return torch.scalar_tensor(v, dtype=torch.float64 if fp64 else torch.float32)
+    dtype = _dtype_of(codes)
+    return torch.scalar_tensor(_rounded(v, dtype), dtype=dtype)
 
 
 def as_value(v: float, dtypes) -> torch.Tensor:
-    return torch.scalar_tensor(v, dtype=value_dtype(dtypes))
+    dtype = value_dtype(dtypes)
+    return torch.scalar_tensor(_rounded(v, dtype), dtype=dtype)
+
+
+def require_finite_value(v: float, dtype: torch.dtype) -> float:
+    """check_finite=True: the value returned must be finite (elements were checked before)."""
+    if not math.isfinite(_rounded(v, dtype)):
+        raise ValueError(_checks.NOT_FINITE)
+    return v
 
 
 def _paired(l1s: list, l2s: list, n: int) -> tuple:
@@ -164,9 +205,11 @@ def _nothing_to_do(w, l1: float, l2: float, check_finite: bool) -> bool:
 def value(w, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
-    src = _flat(w)
-    return as_value(_core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2),
-                    (w.dtype,))
+    src = readable(w)
+    v = _core.value(src.data_ptr(), src.numel(), DTYPE_CODES[src.dtype], l1, l2)
+    if check_finite:
+        require_finite_value(v, value_dtype((w.dtype,)))
+    return as_value(v, (w.dtype,))
 
 
 def grad(w, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor:
@@ -178,7 +221,7 @@ def grad(w, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor:
         return out
     if l1 == 0.0 and l2 == 0.0:
         return out.zero_()
-    src = _flat(w)
+    src = readable(w)
     a, b = l1 * abs(scale), l2 * abs(scale)
     folded = scale != 0.0 and math.isfinite(a) and math.isfinite(b)
     if not folded:  # 0, NaN or Inf scale, or overflow: multiply afterwards so NaN/Inf propagate
@@ -195,10 +238,12 @@ def accumulate(w, g, l1: float, l2: float, check_finite: bool) -> torch.Tensor:
     """g += grad(w); the caller has checked the pair and its memory."""
     if _nothing_to_do(w, l1, l2, check_finite):
         return as_value(0.0, (w.dtype,))
-    if is_dense(w) and is_dense(g) and same_layout(w, g):
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value(w, l1, l2, check_finite)
+    if writable_in_place(w, g):
         v = _core.accumulate(w.data_ptr(), g.data_ptr(), w.numel(), DTYPE_CODES[w.dtype], l1, l2)
     else:
-        wc, gc = w.contiguous(), g.contiguous()
+        wc, gc = readable(w).contiguous(), staged_target(g)
         v = _core.accumulate(wc.data_ptr(), gc.data_ptr(), wc.numel(), DTYPE_CODES[w.dtype], l1, l2)
         if gc is not g:
             g.copy_(gc)
@@ -211,7 +256,10 @@ def value_flat(flat: Flat, ws, l1s: list, l2s: list, check_finite: bool) -> torc
     l1s, l2s = _check_factors(l1s, l2s, len(flat.ptrs))
     if check_finite:
         _first_not_finite(flat, ws, _names(len(ws)))
-    return _value_tensor(_core.value_many(flat.ptrs, flat.sizes, flat.codes, l1s, l2s), flat.codes)
+    v = _core.value_many(flat.ptrs, flat.sizes, flat.codes, l1s, l2s)
+    if check_finite:
+        require_finite_value(v, _dtype_of(flat.codes))
+    return _value_tensor(v, flat.codes)
 
 
 def value_many(ws, l1s: list, l2s: list, check_finite: bool) -> torch.Tensor:
@@ -227,8 +275,8 @@ def accumulate_flat(pairs: FlatPairs, ws, gs, l1s: list, l2s: list,
                     check_finite: bool) -> torch.Tensor:
     l1s, l2s = _check_factors(l1s, l2s, len(pairs.sizes))
     require_disjoint_flat(pairs)
-    if check_finite:
-        _first_not_finite(Flat(pairs.w_ptrs, pairs.sizes, pairs.codes), ws, _names(len(ws)))
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_flat(Flat(pairs.w_ptrs, pairs.sizes, pairs.codes), ws, l1s, l2s, True)
     total = _core.accumulate_many(pairs.w_ptrs, pairs.g_ptrs, pairs.sizes, pairs.codes, l1s, l2s)
     return _value_tensor(total, pairs.codes)
 
@@ -240,13 +288,13 @@ def accumulate_many(ws, gs, l1s: list, l2s: list, check_finite: bool) -> torch.T
     _checks.targets(ws, gs)
     l1s, l2s = _check_factors(l1s, l2s, len(ws))
     require_disjoint(ws, gs, single=False)
-    if check_finite:
-        require_finite(ws, _names(len(ws)))
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_many(ws, l1s, l2s, True)
     staged = []  # (g, the contiguous copy the core writes, w's copy) for pairs not laid out alike
     w_ptrs, g_ptrs = [], []
     for w, g in zip(ws, gs):
-        if not (is_dense(w) and is_dense(g) and same_layout(w, g)):
-            w, g_copy = w.contiguous(), g.contiguous()
+        if not writable_in_place(w, g):
+            w, g_copy = readable(w).contiguous(), staged_target(g)
             staged.append((g, g_copy, w))
             g = g_copy
         w_ptrs.append(w.data_ptr())

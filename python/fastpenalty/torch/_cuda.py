@@ -6,8 +6,9 @@ contiguous tensors; others go through a contiguous staging copy on the device.
 """
 import torch
 
-from ._layout import is_dense
-from ._outputs import grad_buffer
+from ._checks import NOT_FINITE
+from ._layout import is_dense, readable, staged_target
+from ._outputs import grad_buffer, value_dtype
 
 
 def kernels():
@@ -28,7 +29,12 @@ def kernels():
 
 
 def _contiguous(ts) -> list:
-    return [t if t.is_contiguous() else t.contiguous() for t in ts]
+    """The tensors as the kernels read them: contiguous, negative-bit views resolved."""
+    return [t if t.is_contiguous() and not t.is_neg() else readable(t).contiguous() for t in ts]
+
+
+def _staged(gs) -> list:
+    return [g if g.is_contiguous() and not g.is_neg() else staged_target(g) for g in gs]
 
 
 def _in_promised_layout(w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -50,13 +56,17 @@ def require_finite(ws, names) -> None:
 def value_many(ws, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
     if check_finite:
         require_finite(ws, names)
-    return kernels().value_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+    total = kernels().value_many(_contiguous(ws), l1s.reshape(-1), l2s.reshape(-1))
+    total = total.to(value_dtype([w.dtype for w in ws]))
+    if check_finite and not bool(torch.isfinite(total)):  # a second synchronization
+        raise ValueError(NOT_FINITE)
+    return total
 
 
 def grad(w, l1, l2, scale) -> torch.Tensor:
     """scale * grad(w); the scale (autograd's incoming gradient) multiplies afterwards, so any
     sign, NaN or Inf of it propagates."""
-    out = kernels().grad(w.contiguous(), l1.reshape(()), l2.reshape(()))
+    out = kernels().grad(_contiguous([w])[0], l1.reshape(()), l2.reshape(()))
     out = _in_promised_layout(w, out)
     return out if scale is None else out.mul_(scale)
 
@@ -70,9 +80,9 @@ def grad_many(ws, l1s, l2s, scale) -> list:
 
 
 def accumulate_many(ws, gs, l1s, l2s, check_finite: bool, names) -> torch.Tensor:
-    if check_finite:
-        require_finite(ws, names)
-    staged = _contiguous(gs)
+    if check_finite:  # a read pass first: nothing is written when the value is not finite
+        value_many(ws, l1s, l2s, True, names)
+    staged = _staged(gs)
     total = kernels().accumulate_many_(_contiguous(ws), staged, l1s.reshape(-1), l2s.reshape(-1))
     for g, gc in zip(gs, staged):
         if gc is not g:

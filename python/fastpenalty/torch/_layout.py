@@ -23,6 +23,27 @@ def is_dense(t: torch.Tensor) -> bool:
     return True
 
 
+def readable(t: torch.Tensor) -> torch.Tensor:
+    """t, or a copy of it, whose memory holds its logical values densely. A negative-bit view
+    (torch._neg_view, z.conj().imag) stores the negated values, so it is resolved first."""
+    if t.is_neg():
+        t = t.resolve_neg()
+    return t if is_dense(t) else t.contiguous()
+
+
+def writable_in_place(w: torch.Tensor, g: torch.Tensor) -> bool:
+    """Whether g += grad(w) can run on the raw memory of both: dense, laid out alike, and
+    neither storing negated values."""
+    return (is_dense(w) and is_dense(g) and same_layout(w, g)
+            and not w.is_neg() and not g.is_neg())
+
+
+def staged_target(g: torch.Tensor) -> torch.Tensor:
+    """A contiguous tensor holding g's values, written in place of g and copied back (copy_
+    honours g's negative bit)."""
+    return g.resolve_neg().contiguous() if g.is_neg() else g.contiguous()
+
+
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Element k in memory of a is element k in memory of b (shapes already equal)."""
     if a.is_contiguous() and b.is_contiguous():

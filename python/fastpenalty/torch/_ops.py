@@ -8,6 +8,8 @@ dispatcher routes by device.
     accumulate_(Tensor w, Tensor(a!) g, Tensor l1, Tensor l2, bool check_finite) -> Tensor
     accumulate_many_(Tensor[] ws, Tensor(a!)[] gs, Tensor l1s, Tensor l2s, bool check_finite) -> Tensor
 
+Each op has a CPU kernel (the op's body) and a CUDA kernel (register_kernel("cuda")); the
+dispatcher picks one by the tensors' device, and the fake kernels serve tracing and meta tensors.
 Factors are float64 tensors on the weights' device (one entry, or one per tensor for the
 *_many ops), so a compiled graph takes them as inputs: a new factor value is new data, not a new
 graph. The value ops are differentiable in w: their backward is grad / grad_many with the
@@ -39,12 +41,17 @@ def _names(prefix: str, n: int) -> list:
 
 # ---------------------------------------------------------------------------------------- value
 
-@torch.library.custom_op("fastpenalty::value", mutates_args=())
+@torch.library.custom_op("fastpenalty::value", mutates_args=(), device_types="cpu")
 def value(w: Tensor, l1: Tensor, l2: Tensor, check_finite: bool) -> Tensor:
     _checks.weight(w, "w")
     _factors([w], l1, l2)
-    if w.is_cpu:
-        return _cpu.value(w, l1.item(), l2.item(), check_finite)
+    return _cpu.value(w, l1.item(), l2.item(), check_finite)
+
+
+@value.register_kernel("cuda")
+def _(w, l1, l2, check_finite):
+    _checks.weight(w, "w")
+    _factors([w], l1, l2)
     return _cuda.value_many([w], l1, l2, check_finite, ["w"]).to(value_dtype((w.dtype,)))
 
 
@@ -72,13 +79,20 @@ value.register_autograd(_value_backward, setup_context=_value_setup)
 
 # ----------------------------------------------------------------------------------- value_many
 
-@torch.library.custom_op("fastpenalty::value_many", mutates_args=())
+@torch.library.custom_op("fastpenalty::value_many", mutates_args=(), device_types="cpu")
 def value_many(ws: list[Tensor], l1s: Tensor, l2s: Tensor, check_finite: bool) -> Tensor:
     _factors(ws, l1s, l2s)
     if not ws:
         return torch.zeros((), dtype=torch.float32, device=l1s.device)
-    if ws[0].is_cpu:  # checks the tensors itself, in one pass when they are plain
-        return _cpu.value_many(ws, l1s.reshape(-1).tolist(), l2s.reshape(-1).tolist(), check_finite)
+    # checks the tensors itself, in one pass when they are plain
+    return _cpu.value_many(ws, l1s.reshape(-1).tolist(), l2s.reshape(-1).tolist(), check_finite)
+
+
+@value_many.register_kernel("cuda")
+def _(ws, l1s, l2s, check_finite):
+    _factors(ws, l1s, l2s)
+    if not ws:
+        return torch.zeros((), dtype=torch.float32, device=l1s.device)
     _checks.many(ws, "ws")
     dtype = value_dtype([w.dtype for w in ws])
     return _cuda.value_many(ws, l1s, l2s, check_finite, _names("ws", len(ws))).to(dtype)
@@ -125,16 +139,21 @@ value_many.register_autograd(_value_many_backward, setup_context=_value_many_set
 
 # ----------------------------------------------------------------------------------------- grad
 
-@torch.library.custom_op("fastpenalty::grad", mutates_args=())
+@torch.library.custom_op("fastpenalty::grad", mutates_args=(), device_types="cpu")
 def grad(w: Tensor, l1: Tensor, l2: Tensor, scale: Optional[Tensor], check_finite: bool) -> Tensor:
     _checks.weight(w, "w")
     _factors([w], l1, l2)
-    if w.is_cpu:
-        if check_finite:
-            _cpu.require_finite([w], ["w"])
-        return _cpu.grad(w, _checks.factor_value(l1.item(), "l1"),
-                         _checks.factor_value(l2.item(), "l2"),
-                         1.0 if scale is None else scale.item())
+    if check_finite:
+        _cpu.require_finite([w], ["w"])
+    return _cpu.grad(w, _checks.factor_value(l1.item(), "l1"),
+                     _checks.factor_value(l2.item(), "l2"),
+                     1.0 if scale is None else scale.item())
+
+
+@grad.register_kernel("cuda")
+def _(w, l1, l2, scale, check_finite):
+    _checks.weight(w, "w")
+    _factors([w], l1, l2)
     if check_finite:
         _cuda.require_finite([w], ["w"])
     return _cuda.grad(w, l1, l2, scale)
@@ -173,17 +192,20 @@ grad.register_autograd(_grad_backward, setup_context=_grad_setup)
 
 # ------------------------------------------------------------------------------------ grad_many
 
-@torch.library.custom_op("fastpenalty::grad_many", mutates_args=())
+@torch.library.custom_op("fastpenalty::grad_many", mutates_args=(), device_types="cpu")
 def grad_many(ws: list[Tensor], l1s: Tensor, l2s: Tensor, scale: Tensor) -> list[Tensor]:
     """scale * grad(ws[i]) for every i: the backward of value_many."""
     _checks.many(ws, "ws")
     _factors(ws, l1s, l2s)
-    if ws and ws[0].is_cpu:
-        return _cpu.grad_many(ws, _checks.factor_values(l1s.reshape(-1).tolist(), "l1"),
-                              _checks.factor_values(l2s.reshape(-1).tolist(), "l2"), scale.item())
-    if not ws:
-        return []
-    return _cuda.grad_many(ws, l1s, l2s, scale)
+    return _cpu.grad_many(ws, _checks.factor_values(l1s.reshape(-1).tolist(), "l1"),
+                          _checks.factor_values(l2s.reshape(-1).tolist(), "l2"), scale.item())
+
+
+@grad_many.register_kernel("cuda")
+def _(ws, l1s, l2s, scale):
+    _checks.many(ws, "ws")
+    _factors(ws, l1s, l2s)
+    return _cuda.grad_many(ws, l1s, l2s, scale) if ws else []
 
 
 @grad_many.register_fake
@@ -221,13 +243,19 @@ grad_many.register_autograd(_grad_many_backward, setup_context=_grad_many_setup)
 
 # ---------------------------------------------------------------------------------- accumulate_
 
-@torch.library.custom_op("fastpenalty::accumulate_", mutates_args=("g",))
+@torch.library.custom_op("fastpenalty::accumulate_", mutates_args=("g",), device_types="cpu")
 def accumulate_(w: Tensor, g: Tensor, l1: Tensor, l2: Tensor, check_finite: bool) -> Tensor:
     _checks.target(w, g, "w", "g")
     _factors([w], l1, l2)
     require_disjoint([w], [g], single=True)
-    if w.is_cpu:
-        return _cpu.accumulate(w, g, l1.item(), l2.item(), check_finite)
+    return _cpu.accumulate(w, g, l1.item(), l2.item(), check_finite)
+
+
+@accumulate_.register_kernel("cuda")
+def _(w, g, l1, l2, check_finite):
+    _checks.target(w, g, "w", "g")
+    _factors([w], l1, l2)
+    require_disjoint([w], [g], single=True)
     return _cuda.accumulate_many([w], [g], l1, l2, check_finite, ["w"]).to(value_dtype((w.dtype,)))
 
 
@@ -240,17 +268,24 @@ def _(w, g, l1, l2, check_finite):
 
 # ----------------------------------------------------------------------------- accumulate_many_
 
-@torch.library.custom_op("fastpenalty::accumulate_many_", mutates_args=("gs",))
+@torch.library.custom_op("fastpenalty::accumulate_many_", mutates_args=("gs",), device_types="cpu")
 def accumulate_many_(ws: list[Tensor], gs: list[Tensor], l1s: Tensor, l2s: Tensor,
                      check_finite: bool) -> Tensor:
     _factors(ws, l1s, l2s)
     if not ws:
         _checks.targets(ws, gs)
         return torch.zeros((), dtype=torch.float32, device=l1s.device)
-    if ws[0].is_cpu:  # checks the tensors and their memory itself, in one pass when plain
-        return _cpu.accumulate_many(ws, gs, l1s.reshape(-1).tolist(), l2s.reshape(-1).tolist(),
-                                    check_finite)
+    # checks the tensors and their memory itself, in one pass when plain
+    return _cpu.accumulate_many(ws, gs, l1s.reshape(-1).tolist(), l2s.reshape(-1).tolist(),
+                                check_finite)
+
+
+@accumulate_many_.register_kernel("cuda")
+def _(ws, gs, l1s, l2s, check_finite):
+    _factors(ws, l1s, l2s)
     _checks.targets(ws, gs)
+    if not ws:
+        return torch.zeros((), dtype=torch.float32, device=l1s.device)
     require_disjoint(ws, gs, single=False)
     dtype = value_dtype([w.dtype for w in ws])
     return _cuda.accumulate_many(ws, gs, l1s, l2s, check_finite, _names("ws", len(ws))).to(dtype)

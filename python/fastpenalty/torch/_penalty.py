@@ -1,15 +1,46 @@
 """Penalty: a whole model's weight penalty as one fused multi-tensor call."""
 import contextlib
+import itertools
 import numbers
+import operator
 import re
+import warnings
+import weakref
 from typing import NamedTuple
 
 import torch
 
+from .._exclusion import is_excluded
 from .._factors import check_factor
 from . import _checks, distributed, functional
+from ._tracking import Followed
 
-DEFAULT_EXCLUDE = ("bias", "norm")
+# The rule `python -m fastpenalty profile` applies too: biases, normalization weights, vectors.
+DEFAULT_EXCLUDE = (is_excluded,)
+_REQUIRES_GRAD, _GRAD = operator.attrgetter("requires_grad"), operator.attrgetter("grad")
+
+
+# Per-step reads over every parameter: C-level map in eager mode; dynamo cannot trace attrgetter.
+def _requires_grad(params) -> tuple:
+    if torch.compiler.is_compiling():
+        return tuple(p.requires_grad for p in params)
+    return tuple(map(_REQUIRES_GRAD, params))
+
+
+def _grads(params) -> list:
+    if torch.compiler.is_compiling():
+        return [p.grad for p in params]
+    return list(map(_GRAD, params))
+
+
+def _any_none(grads) -> bool:
+    if torch.compiler.is_compiling():
+        return any(g is None for g in grads)
+    return any(map(operator.is_, grads, itertools.repeat(None)))
+
+_BOTH_FORMS = ("Penalty: the gradient of penalty() reached the parameters through backward() and "
+               "accumulate_() is adding it again, which doubles the penalty's gradient; use one "
+               "of the two forms per step (loss + penalty(), or accumulate_() after backward())")
 
 
 class _Split(NamedTuple):
@@ -36,17 +67,20 @@ def _naming(names):
         raise type(e)(message) from e
 
 
-def _matches(rule, full_name: str, module) -> bool:
+def _matches(rule, full_name: str, module, p) -> bool:
+    if callable(rule) and not isinstance(rule, type):
+        return bool(rule(full_name, tuple(p.shape)))
     if isinstance(rule, str):
         rule = rule.lower()
         return rule in full_name.lower() or (module is not None and rule in type(module).__name__.lower())
     if isinstance(rule, type):
         return module is not None and isinstance(module, rule)
-    raise TypeError(f"exclude entries must be strings or module types, got {rule!r}")
+    raise TypeError("exclude entries must be strings, module types or rule(name, shape) "
+                    f"functions, got {rule!r}")
 
 
-def _excluded(exclude, full_name: str, module) -> bool:
-    return any(_matches(rule, full_name, module) for rule in exclude)
+def _excluded(exclude, full_name: str, module, p) -> bool:
+    return any(_matches(rule, full_name, module, p) for rule in exclude)
 
 
 def _named_from_module(module: torch.nn.Module, exclude) -> list:
@@ -59,7 +93,7 @@ def _named_from_module(module: torch.nn.Module, exclude) -> list:
                 continue
             seen.add(id(p))
             full = f"{prefix}.{pname}" if prefix else pname
-            if not _excluded(exclude, full, sub):
+            if not _excluded(exclude, full, sub, p):
                 kept.append((full, p))
     return kept
 
@@ -70,7 +104,8 @@ def _named_from_items(items, exclude, label: str) -> list:
     kept = []
     for i, item in enumerate(items):
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            if not _excluded(exclude, item[0], None):
+            _checks.weight(item[1], item[0])
+            if not _excluded(exclude, item[0], None, item[1]):
                 kept.append(item)
         else:
             kept.append((f"{label}[{i}]", item))
@@ -93,17 +128,28 @@ class Penalty:
         penalty = Penalty([{"params": convs, "l2": 1e-4},    # optimizer-style groups with their
                            {"params": heads, "l1": 1e-5}])   # own factors (defaults: l1, l2)
 
-        loss = loss + penalty()            # differentiable total, compiles without graph breaks
-        # or, after loss.backward():
-        penalty.accumulate_()              # p.grad += grad(p) for every parameter, fused
-        # or once: optimizer.register_step_pre_hook(penalty.step_pre_hook)
+    Then, in each step, ONE of the two forms (both at once doubles the penalty's gradient, and
+    is warned about once):
 
-    `exclude` drops parameters of a module: a string drops those whose dotted name or owning
-    module's class name contains it (case-insensitive; the default ("bias", "norm") drops biases
-    and LayerNorm / BatchNorm / GroupNorm / RMSNorm ...), a module type drops the parameters of
-    modules of that type. (name, tensor) pairs, as named_parameters() yields, are matched on
-    their names only; plain tensors are always kept. A parameter reached twice (tied weights)
-    counts once; one given twice is an error.
+        loss = loss + penalty()            # A: differentiable total, compiles without graph breaks
+        penalty.accumulate_()              # B: after loss.backward(): p.grad += grad(p), fused
+                                           #    (or once: penalty.attach(optimizer))
+
+    `exclude` drops parameters. The default, DEFAULT_EXCLUDE, is the rule `python -m fastpenalty
+    profile` applies too (fastpenalty._exclusion.is_excluded): biases, normalization weights and
+    every parameter of at most one dimension. Entries may be strings (a parameter whose dotted
+    name or owning module's class name contains it, case-insensitive), module types (the
+    parameters of modules of that type) or functions rule(name, shape) -> bool; pass
+    `exclude=(*DEFAULT_EXCLUDE, "embed")` to add to the default. (name, tensor) pairs, as
+    named_parameters() yields, are matched on their names and shapes; plain tensors are always
+    kept. A parameter reached twice (tied weights) counts once; one given twice is an error.
+
+    Built from a module, a Penalty follows it: it keeps the module and the names it selected and
+    on every call notices (cheaply) a parameter replaced under its name (`m.weight =
+    nn.Parameter(...)`, `load_state_dict(sd, assign=True)`, conversions that overwrite
+    parameters), then penalizes the new one; a selected parameter that is gone is a RuntimeError.
+    A parameter list is taken as given. Under torch.compile the check runs when the graph is
+    traced; a compiled step guards on its inputs.
 
     Factors live in float64 tensors on the parameters' device, so `set_factors` changes them in
     place: a compiled step that calls the penalty is not recompiled, and nothing waits for the
@@ -118,34 +164,42 @@ class Penalty:
                  process_group=None):
         l1, l2 = _factor_value(l1, "l1"), _factor_value(l2, "l2")
         exclude = () if exclude is None else ((exclude,) if isinstance(exclude, (str, type))
-                                              else tuple(exclude))
+                                              or callable(exclude) else tuple(exclude))
         groups = self._groups(module_or_params, l1, l2, exclude)
-        self._params, self._names, self._slices, l1s, l2s = [], [], [], [], []
+        self._names, self._slices, params = [], [], []
+        for named, _, _ in groups:
+            start = len(params)
+            params += [p for _, p in named]
+            self._names += [name for name, _ in named]
+            self._slices.append(slice(start, len(params)))
+        self._process_group = process_group
+        self._adopt(params)
+        self._factors = [[gl1, gl2] for _, gl1, gl2 in groups]
+        self._l1s, self._l2s = self._factor_tensors(
+            self._params[0].device if self._params else torch.device("cpu"))
+        self._followed = (Followed(module_or_params, self._names)
+                          if isinstance(module_or_params, torch.nn.Module) else None)
+        self._after_backward = None  # what backward through penalty() left in a p.grad
+        self._warned_both = False
+
+    def _adopt(self, params: list) -> None:
+        """Takes params (in the order of self._names) as the penalized parameters, checked."""
         owner = {}
-        for g, (named, gl1, gl2) in enumerate(groups):
-            start = len(self._params)
-            for name, p in named:
-                _checks.weight(p, name)
-                if id(p) in owner:
-                    raise ValueError(f"{name} appears twice (also as {owner[id(p)]}); it would "
-                                     "be penalized twice")
-                owner[id(p)] = name
-                self._params.append(p)
-                self._names.append(name)
-            self._slices.append(slice(start, len(self._params)))
-            l1s += [gl1] * len(named)
-            l2s += [gl2] * len(named)
-        device = self._params[0].device if self._params else torch.device("cpu")
-        for p, name in zip(self._params, self._names):
+        for name, p in zip(self._names, params):
+            _checks.weight(p, name)
+            if id(p) in owner:
+                raise ValueError(f"{name} appears twice (also as {owner[id(p)]}); it would "
+                                 "be penalized twice")
+            owner[id(p)] = name
+        device = params[0].device if params else torch.device("cpu")
+        for p, name in zip(params, self._names):
             if p.device != device:
                 raise ValueError(f"{name} is on {p.device} but {self._names[0]} is on {device}; "
                                  "build one Penalty per device")
-        self._l1s = torch.tensor(l1s, dtype=torch.float64, device=device)
-        self._l2s = torch.tensor(l2s, dtype=torch.float64, device=device)
-        self._factors = [[gl1, gl2] for _, gl1, gl2 in groups]
+        self._params = params
         self._splits = {}  # requires_grad pattern -> _Split
-        self._sharded = (distributed.Layout(self._params, process_group)
-                         if distributed.needed(self._params, process_group) else None)
+        self._sharded = (distributed.Layout(params, self._process_group)
+                         if distributed.needed(params, self._process_group) else None)
 
     @staticmethod
     def _groups(source, l1, l2, exclude) -> list:
@@ -174,6 +228,7 @@ class Penalty:
 
     @property
     def parameters(self) -> tuple:
+        self._refresh()
         return tuple(self._params)
 
     @property
@@ -216,35 +271,70 @@ class Penalty:
                              "group(s)")
         return int(group) % len(self._slices)
 
-    def _follow_device(self) -> None:
-        """The parameters moved (model.to(...)) since the factors were made: move the factors."""
+    def _refresh(self) -> None:
+        """The module's current parameters (re-resolved by name when one was replaced), and the
+        factors on their device."""
+        followed = self._followed
+        if followed is not None and not followed.unchanged(self._params):
+            self._adopt(followed.resolve())
         if self._params and self._params[0].device != self._l1s.device:
-            device = self._params[0].device
-            self._l1s, self._l2s = self._l1s.to(device), self._l2s.to(device)
+            self._l1s, self._l2s = self._factor_tensors(self._params[0].device)
             self._splits.clear()
+
+    def _factor_tensors(self, device) -> tuple:
+        """One float64 entry per parameter, made from the groups' factors (a meta tensor holds
+        no values to move)."""
+        per_tensor = [(f, s.stop - s.start) for f, s in zip(self._factors, self._slices)]
+        return tuple(torch.tensor([f[column] for f, n in per_tensor for _ in range(n)],
+                                  dtype=torch.float64, device=device) for column in (0, 1))
 
     # ------------------------------------------------------------------------------- penalty
 
     def __call__(self) -> torch.Tensor:
         """The total penalty: a 0-dim tensor (fp32, fp64 if every parameter is fp64),
         differentiable in every parameter. `loss = loss + penalty()`."""
-        self._follow_device()
+        self._refresh()
         if self._sharded is not None:
-            return distributed.value(self._sharded, self._l1s, self._l2s,
-                                     functional.value_many_tensors)
-        with _naming(self._names):
-            return functional.value_many_tensors(self._params, self._l1s, self._l2s)
+            total = distributed.value(self._sharded, self._l1s, self._l2s,
+                                      functional.value_many)
+        else:
+            with _naming(self._names):
+                total = functional.value_many(self._params, self._l1s, self._l2s)
+        if total.requires_grad and not torch.compiler.is_compiling():
+            total.register_hook(self._on_backward)
+        return total
+
+    def _on_backward(self, _grad) -> None:
+        # runs inside backward, before the gradients reach p.grad: look once backward is done
+        torch.autograd.Variable._execution_engine.queue_callback(self._note_backward)
+
+    def _note_backward(self) -> None:
+        p = next((p for p in self._params if p.grad is not None), None)
+        self._after_backward = None if p is None else (p, weakref.ref(p.grad), p.grad._version)
+
+    def _warn_if_both_forms(self) -> None:
+        """accumulate_() right after a backward through penalty(), into the gradients that
+        backward wrote and nothing has touched since: the same step uses both forms."""
+        mark, self._after_backward = self._after_backward, None
+        if mark is None or self._warned_both:
+            return
+        p, grad, version = mark
+        if p.grad is not None and p.grad is grad() and p.grad._version == version:
+            self._warned_both = True
+            warnings.warn(_BOTH_FORMS, UserWarning, stacklevel=3)
 
     def accumulate_(self) -> torch.Tensor:
         """After loss.backward(): p.grad += grad(p) for every parameter that requires grad
         (p.grad is created where it is None) in one fused multi-tensor pass. Returns the total
         penalty (every parameter's, frozen ones included), detached."""
-        self._follow_device()
+        self._refresh()
+        if self._after_backward is not None:
+            self._warn_if_both_forms()
         if self._sharded is not None:
             return distributed.accumulate(self._sharded, self._l1s, self._l2s,
-                                          functional.accumulate_many_tensors,
-                                          functional.value_many_tensors)
-        pattern = tuple(p.requires_grad for p in self._params)
+                                          functional.accumulate_many_,
+                                          functional.value_many)
+        pattern = _requires_grad(self._params)
         if all(pattern):
             trainable, l1s, l2s, split = self._params, self._l1s, self._l2s, None
         else:
@@ -253,16 +343,16 @@ class Penalty:
             l1s = self._l1s.index_select(0, split.trainable_at)
             l2s = self._l2s.index_select(0, split.trainable_at)
         with torch.no_grad():
-            grads = [p.grad for p in trainable]
-            if any(g is None for g in grads):
+            grads = _grads(trainable)
+            if _any_none(grads):
                 for i, p in enumerate(trainable):
                     if grads[i] is None:
                         p.grad = grads[i] = torch.zeros_like(p)
             with _naming(self._names if split is None else split.trainable_names):
-                total = functional.accumulate_many_tensors(trainable, grads, l1s, l2s)
+                total = functional.accumulate_many_(trainable, grads, l1s, l2s)
             if split is not None and split.frozen:
                 with _naming(split.frozen_names):
-                    rest = functional.value_many_tensors(
+                    rest = functional.value_many(
                         split.frozen, self._l1s.index_select(0, split.frozen_at),
                         self._l2s.index_select(0, split.frozen_at))
                 fp64 = total.dtype == rest.dtype == torch.float64

@@ -26,9 +26,10 @@ give such factors as numbers in eager mode, or through Penalty (checked in set_f
 """
 import torch
 
-from .._factors import check_factor, check_factor_list
+from .._factors import check_factor, check_factor_list, refuse_non_real
 from . import _checks, _cpu, _ops
 from ._overlap import require_disjoint
+from ._plan import any_requires_grad
 
 try:
     _functorch_active = torch._C._functorch.peek_interpreter_stack
@@ -59,8 +60,7 @@ def _check_factor_tensor(f: torch.Tensor, name: str, count: int) -> None:
     if f.requires_grad:
         raise ValueError(f"{name} requires grad; penalties are not differentiable with respect to "
                          f"their factors (pass {name}.detach())")
-    if f.is_complex() or f.dtype == torch.bool:
-        raise TypeError(f"{name} must be a real number, got a {f.dtype} tensor")
+    refuse_non_real(f, name)
     if f.dim() > 1 or f.numel() not in (1, count):
         what = "a single factor" if count == 1 else f"one factor or one per tensor ({count})"
         raise ValueError(f"{name} must hold {what}, got a tensor of shape {tuple(f.shape)}")
@@ -90,7 +90,9 @@ _constants = {}
 
 def _constant(value: float, device) -> torch.Tensor:
     if torch.compiler.is_compiling():
-        return torch.full((), value, dtype=torch.float64, device=device)
+        # a product rather than torch.full: once dynamo makes a changing float symbolic, this
+        # form keeps it a graph input (one more graph) instead of one graph per value
+        return torch.ones((), dtype=torch.float64, device=device) * value
     key = (value, device)
     t = _constants.get(key)
     if t is None:
@@ -112,8 +114,14 @@ def _factor(f, name: str, device) -> torch.Tensor:
     return f.reshape(()).to(device=device, dtype=torch.float64)
 
 
+_SCALARS = (torch.Tensor, float, int, torch.SymFloat, torch.SymInt)
+
+
 def _is_sequence(f) -> bool:
-    return isinstance(f, (list, tuple)) or (not isinstance(f, torch.Tensor) and getattr(f, "ndim", 0) > 0)
+    # a Python number may be symbolic while dynamo traces: no hasattr / getattr on it there
+    if isinstance(f, (list, tuple)):
+        return True
+    return not isinstance(f, _SCALARS) and getattr(f, "ndim", 0) > 0
 
 
 def _host_values(f, name: str, count: int):
@@ -207,7 +215,26 @@ def accumulate_(w, g, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Te
             return out
     l1t, l2t = _factor(l1, "l1", w.device), _factor(l2, "l2", w.device)
     with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_(w, g, l1t, l2t, bool(check_finite))
+        (staged,), copy_back = _without_neg_bit([w], [g], single=True)
+        out = _ops.accumulate_(w, staged, l1t, l2t, bool(check_finite))
+        copy_back()
+        return out
+
+
+def _without_neg_bit(ws, gs, single: bool):
+    """gs, with a resolved copy in place of each negative-bit view, and the function that writes
+    the copies back. The dispatcher's fallback for such views cannot run an op that mutates them
+    and returns something else (an internal assert), so the op never sees one."""
+    if torch.compiler.is_compiling() or not any(g.is_neg() for g in gs):
+        return gs, lambda: None
+    require_disjoint(ws, gs, single=single)  # the copies would hide an overlap from the op
+    staged = [g.resolve_neg() if g.is_neg() else g for g in gs]
+
+    def copy_back():
+        for g, copy in zip(gs, staged):
+            if copy is not g:
+                g.copy_(copy)
+    return staged, copy_back
 
 
 # ------------------------------------------------------------------------------ many tensors
@@ -227,15 +254,52 @@ def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tenso
     are one factor or one per tensor. A 0-dim tensor, differentiable in every w."""
     ws = _as_list(ws, "ws")
     if _eager():
-        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
+        flat = _cpu.plain_weights(ws)
         if flat is not None:
             a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
             if a is not None and b is not None and None not in a and None not in b:
+                if torch.is_grad_enabled() and any_requires_grad(ws):
+                    return _EagerValueMany.apply(flat, a, b, bool(check_finite), *ws)
                 return _cpu.value_flat(flat, ws, a, b, check_finite)
     _checks.many(ws, "ws")
     device = _device_of(ws)
     return _ops.value_many(ws, _factors(l1, "l1", len(ws), device),
                            _factors(l2, "l2", len(ws), device), bool(check_finite))
+
+
+class _EagerValueMany(torch.autograd.Function):
+    """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
+    kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). Forward
+    is _cpu.value_flat; backward _cpu.grad_many, or the differentiable grad_many op when the
+    backward is itself recorded (double backward)."""
+
+    @staticmethod
+    def forward(ctx, flat, l1s: list, l2s: list, check_finite: bool, *ws):
+        ctx.factors = (l1s, l2s)
+        ctx.save_for_backward(*ws)
+        return _cpu.value_flat(flat, ws, l1s, l2s, check_finite)
+
+    @staticmethod
+    def backward(ctx, gout):
+        ws = ctx.saved_tensors
+        l1s, l2s = ctx.factors
+        chosen = [i for i, need in enumerate(ctx.needs_input_grad[4:]) if need]
+        pick = (lambda f: f) if len(l1s) == 1 and len(l2s) == 1 else (
+            lambda f: f * len(ws) if len(f) == 1 else f)
+        a, b = pick(l1s), pick(l2s)
+        if len(a) > 1:
+            a, b = [a[i] for i in chosen], [b[i] for i in chosen]
+        sub = [ws[i] for i in chosen]
+        if torch.is_grad_enabled():  # create_graph=True: stay differentiable
+            f64 = torch.float64
+            picked = _ops.grad_many(sub, torch.tensor(a, dtype=f64), torch.tensor(b, dtype=f64),
+                                    gout.reshape(()))
+        else:
+            picked = _cpu.grad_many(sub, a, b, gout.item())
+        grads = [None] * len(ws)
+        for i, g in zip(chosen, picked):
+            grads[i] = g
+        return (None, None, None, None, *grads)
 
 
 def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
@@ -255,7 +319,10 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> t
         return _written(gs, _cpu.accumulate_many(ws, gs, _float_list(l1s), _float_list(l2s),
                                                  check_finite))
     with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
+        staged, copy_back = _without_neg_bit(ws, gs, single=False)
+        out = _ops.accumulate_many_(ws, staged, l1s, l2s, bool(check_finite))
+        copy_back()
+        return out
 
 
 def _written(gs, value: torch.Tensor) -> torch.Tensor:
@@ -263,27 +330,3 @@ def _written(gs, value: torch.Tensor) -> torch.Tensor:
     if gs:
         torch.autograd.graph.increment_version(gs)
     return value
-
-
-# The two entry points that take factors already as float64 tensors on the weights' device
-# (Penalty uses them: its factors live in tensors that are updated in place).
-
-def value_many_tensors(ws: list, l1s: torch.Tensor, l2s: torch.Tensor,
-                       check_finite: bool = False) -> torch.Tensor:
-    if l1s.is_cpu and _eager():
-        flat = _cpu.plain_weights(ws, recording=torch.is_grad_enabled())
-        if flat is not None:
-            return _cpu.value_flat(flat, ws, _float_list(l1s), _float_list(l2s), check_finite)
-    return _ops.value_many(ws, l1s, l2s, bool(check_finite))
-
-
-def accumulate_many_tensors(ws: list, gs: list, l1s: torch.Tensor, l2s: torch.Tensor,
-                            check_finite: bool = False) -> torch.Tensor:
-    if l1s.is_cpu and _eager():
-        pairs = _cpu.plain_pairs(ws, gs)
-        if pairs is not None:
-            return _written(gs, _cpu.accumulate_flat(pairs, ws, gs, _float_list(l1s),
-                                                     _float_list(l2s), check_finite))
-    _checks.targets(ws, gs)  # here, where grad mode is still the caller's
-    with torch.no_grad():  # the value of an in-place update is returned detached
-        return _ops.accumulate_many_(ws, gs, l1s, l2s, bool(check_finite))
