@@ -144,8 +144,10 @@ def main(argv=None) -> int:
     results = run_study(keras, args.epochs, emit=emit)
     backend = keras.backend.backend()
     emit("")
+    from fastpenalty.benchmarks.machine import cpu_model_name
+
     emit(f"ran in {time.perf_counter() - start:.0f} s on {platform.machine()} "
-         f"({platform.processor() or 'cpu'}; Keras {keras.__version__}, backend {backend})")
+         f"({cpu_model_name()}, {os.cpu_count()} CPUs; Keras {keras.__version__}, backend {backend})")
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")
