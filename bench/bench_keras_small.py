@@ -148,11 +148,9 @@ def main(argv=None) -> int:
                               "--rounds", str(args.rounds), "--calls", str(args.calls)],
                              capture_output=True, text=True, check=True)
         rows += json.loads(run.stdout.strip().splitlines()[-1])
-    import jax
-    import keras
-    import torch
+    from importlib.metadata import version
 
-    versions = {"Keras": keras.__version__, "torch": torch.__version__, "jax": jax.__version__}
+    versions = {name: version(name) for name in ("keras", "torch", "jax")}
     text = to_markdown(rows, versions, _machine())
     print(text)
     Path(args.out).write_text(text, encoding="utf-8")
