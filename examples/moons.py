@@ -32,28 +32,11 @@ import torch
 
 from fastpenalty.torch import Penalty
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moons_data import load_split, make_moons  # noqa: E402,F401  (shared with moons_keras.py)
+
 GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moons_output.txt")
-
-
-def make_moons(n_samples: int = 100, noise: float = 0.2, seed: int = 1):
-    """Two interleaving half circles with gaussian noise (the construction of scikit-learn's
-    make_moons: outer arc over [0, pi], inner arc shifted by (1, -0.5), samples shuffled, then
-    noise added; with the same seed it gives scikit-learn's samples, up to float32 rounding).
-    Returns X (n, 2) float32 and labels y (n,) float32 in {0, 1}."""
-    rng = np.random.RandomState(seed)
-    n_outer = n_samples // 2
-    n_inner = n_samples - n_outer
-    t_outer = np.linspace(0, np.pi, n_outer)
-    t_inner = np.linspace(0, np.pi, n_inner)
-    outer = np.stack([np.cos(t_outer), np.sin(t_outer)], axis=1)
-    inner = np.stack([1 - np.cos(t_inner), 1 - np.sin(t_inner) - 0.5], axis=1)
-    X = np.concatenate([outer, inner])
-    y = np.concatenate([np.zeros(n_outer), np.ones(n_inner)])
-    order = rng.permutation(n_samples)
-    X, y = X[order], y[order]
-    X = X + rng.normal(scale=noise, size=X.shape)
-    return X.astype(np.float32), y.astype(np.float32)
 
 
 class MLP(torch.nn.Module):
@@ -107,9 +90,7 @@ def train(data, l2: float, epochs: int, seed: int = 0, lr: float = 1e-3) -> dict
 
 
 def load_data(n_train: int = 30):
-    X, y = make_moons(100, noise=0.2, seed=1)
-    tensors = [torch.from_numpy(a) for a in (X[:n_train], y[:n_train], X[n_train:], y[n_train:])]
-    return tuple(tensors)
+    return tuple(torch.from_numpy(a) for a in load_split(n_train))
 
 
 def run_study(epochs: int, grid=GRID, l2: float = 1e-3, emit=print) -> dict:

@@ -1,18 +1,15 @@
 """The value a regularizer returns: l1 * sum|x| + l2 * sum x^2.
 
-Under the torch backend the sum runs on fastpenalty's kernels (differentiable, so the
-torch trainer's backward pass reaches the weights); elsewhere, and for tensors the
-kernels do not take, the same math runs in keras.ops, term for term as Keras writes it.
+On the torch, jax and numpy backends the sum runs on fastpenalty's kernels (differentiable on
+torch and jax, so the trainers' gradients reach the weights); on any other backend, and for a
+tensor the kernels do not take (device, platform or dtype), the same math runs in keras.ops.
 """
 
 import keras
 from keras import ops
 
-import fastpenalty
-
-_KERNEL_DEVICE_TYPES = ("cpu", "cuda")
-_torch = None  # the torch module, bound on the first torch-backend call
-_kernel_dtypes = ()
+_HALF = ("float16", "bfloat16")
+_kernel_paths = {}
 
 
 def penalty(x, l1, l2):
@@ -20,22 +17,24 @@ def penalty(x, l1, l2):
 
     The result dtype is the one Keras's own regularizers give: x.dtype, which for a Keras
     variable read inside an autocast scope (a layer's call under a mixed policy) is the
-    autocast dtype, and otherwise the variable's own. The kernels sum half-precision
-    weights in fp32 and round once at the end, so unlike Keras (whose half-precision sum
-    can overflow to inf) the result is finite whenever the penalty itself fits the dtype.
+    autocast dtype, and otherwise the variable's own. Half-precision weights are summed in
+    fp32 and rounded once at the end, so unlike Keras (whose half-precision sum can overflow
+    to inf) the result is finite whenever the penalty itself fits the dtype.
     With both factors zero the result is a constant 0, as in Keras's L1L2.
     """
     if not l1 and not l2:
         return ops.convert_to_tensor(0.0, dtype=x.dtype)
-    if keras.backend.backend() == "torch":
-        result = _kernel_penalty(x, l1, l2)
-        if result is not None:
-            return result
-    return keras_ops_penalty(x, l1, l2)
+    kernels = _kernel_paths.get(keras.backend.backend()) or _bind(keras.backend.backend())
+    result = kernels(x, l1, l2)
+    return keras_ops_penalty(x, l1, l2) if result is None else result
 
 
 def keras_ops_penalty(x, l1, l2):
-    """The fallback: keras.ops on any backend, the same operations as Keras's L1L2."""
+    """The fallback: keras.ops on any backend, the same operations as Keras's L1L2, except that
+    half-precision weights are summed in fp32 (then rounded to their dtype)."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in _HALF:
+        return ops.cast(keras_ops_penalty(ops.cast(x, "float32"), l1, l2), dtype)
     total = ops.convert_to_tensor(0.0, dtype=x.dtype)
     if l1:
         total = total + ops.cast(l1, dtype=x.dtype) * ops.sum(ops.absolute(x))
@@ -44,43 +43,18 @@ def keras_ops_penalty(x, l1, l2):
     return total
 
 
-def _kernel_penalty(x, l1, l2):
-    """fastpenalty's kernels on the torch tensor behind x; None where they do not apply."""
-    torch = _torch or _bind_torch()
-    if isinstance(x, torch.Tensor):
-        value, out_dtype = x, x.dtype
+def _NONE(x, l1, l2):  # a backend without a kernel path
+    return None
+
+
+def _bind(backend):
+    if backend == "torch":
+        from ._torch_kernels import penalty as kernels
+    elif backend == "jax":
+        from ._jax_kernels import penalty as kernels
+    elif backend == "numpy":
+        from ._numpy_kernels import penalty as kernels
     else:
-        # A Keras variable's value is its torch Parameter, or under an autocast scope a
-        # differentiable cast of it; its dtype then reads as the autocast dtype.
-        value = x.value if isinstance(x, keras.Variable) else ops.convert_to_tensor(x)
-        out_dtype = _torch_dtype(x.dtype)
-    if value.dtype not in _kernel_dtypes or value.device.type not in _KERNEL_DEVICE_TYPES:
-        return None
-    if l1 and l2:
-        result = fastpenalty.l1_l2(value, l1=l1, l2=l2)
-    elif l1:
-        result = fastpenalty.l1(value, l1)
-    else:
-        result = fastpenalty.l2(value, l2)
-    # The kernels give fp32 (fp64 for fp64 input); Keras hands back x's own dtype.
-    return result if result.dtype == out_dtype else result.to(out_dtype)
-
-
-def _bind_torch():
-    global _torch, _kernel_dtypes
-    import torch
-
-    _kernel_dtypes = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-    _torch = torch
-    return torch
-
-
-_torch_dtypes = {}
-
-
-def _torch_dtype(dtype):
-    found = _torch_dtypes.get(dtype)
-    if found is None:
-        found = getattr(_torch, keras.backend.standardize_dtype(dtype))
-        _torch_dtypes[dtype] = found
-    return found
+        kernels = _NONE
+    _kernel_paths[backend] = kernels
+    return kernels

@@ -1,13 +1,13 @@
 """L1, L2 and L1L2: Keras's weight regularizers, computed by fastpenalty.
 
-Each subclasses its Keras namesake, so `isinstance(r, keras.regularizers.L2)` still holds,
-and keeps Keras's constructor defaults, factor validation and get_config() format. They
-are registered for Keras serialization under the package name "fastpenalty"
-("fastpenalty>L1", ...): a saved model refers to them by that name, and loading it needs
-`import fastpenalty.keras` first, as for any registered custom object.
+Each subclasses its Keras namesake and keeps Keras's own constructor, so defaults, factor
+validation (and its error messages), the factor attributes (L1's is a float32 tensor, as
+in Keras), get_config(), from_config() and repr are Keras's. Only __call__ differs: the
+penalty runs on fastpenalty's kernels (see _math). They are registered for Keras
+serialization under the package name "fastpenalty" ("fastpenalty>L1", ...): a saved model
+refers to them by that name, and loading it needs `import fastpenalty.keras` first, as for
+any registered custom object.
 """
-
-import math
 
 import keras
 
@@ -16,31 +16,21 @@ from ._math import penalty
 _PUBLIC_MODULE = "fastpenalty.keras"
 
 
-def check_factor(value, name):
-    """Keras's rule for a factor: an int or float, finite and >= 0; returned as a float."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"Invalid value for argument {name}: it must be a finite, non-negative "
-            f"float. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 @keras.saving.register_keras_serializable(package="fastpenalty")
 class L1(keras.regularizers.L1):
     """L1 penalty `l1 * sum(|x|)`, a drop-in for `keras.regularizers.L1` (default 0.01)."""
 
-    def __init__(self, l1=0.01):
-        self.l1 = check_factor(0.01 if l1 is None else l1, "l1")
-
     def __call__(self, x):
-        return penalty(x, self.l1, 0.0)
+        return penalty(x, self._l1_float(), 0.0)
 
-    def get_config(self):
-        return {"l1": self.l1}
-
-    def __repr__(self):
-        return f"{type(self).__name__}(l1={self.l1!r})"
+    def _l1_float(self):
+        # Keras keeps this factor as a float32 tensor and multiplies by it, so the factor
+        # used is the float32-rounded one. Read back once, not on every call.
+        factor = self.l1
+        cached = getattr(self, "_l1_cache", None)
+        if cached is None or cached[0] is not factor:
+            cached = self._l1_cache = (factor, float(factor))
+        return cached[1]
 
 
 @keras.saving.register_keras_serializable(package="fastpenalty")
@@ -50,17 +40,8 @@ class L2(keras.regularizers.L2):
     PyTorch's optimizer `weight_decay=wd` corresponds to `L2(wd / 2)`.
     """
 
-    def __init__(self, l2=0.01):
-        self.l2 = check_factor(0.01 if l2 is None else l2, "l2")
-
     def __call__(self, x):
         return penalty(x, 0.0, self.l2)
-
-    def get_config(self):
-        return {"l2": self.l2}
-
-    def __repr__(self):
-        return f"{type(self).__name__}(l2={self.l2!r})"
 
 
 @keras.saving.register_keras_serializable(package="fastpenalty")
@@ -71,18 +52,8 @@ class L1L2(keras.regularizers.L1L2):
     zero factor's term is left out entirely. The string 'l1_l2' means l1 = l2 = 0.01.
     """
 
-    def __init__(self, l1=0.0, l2=0.0):
-        self.l1 = check_factor(0.0 if l1 is None else l1, "l1")
-        self.l2 = check_factor(0.0 if l2 is None else l2, "l2")
-
     def __call__(self, x):
         return penalty(x, self.l1, self.l2)
-
-    def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
-
-    def __repr__(self):
-        return f"{type(self).__name__}(l1={self.l1!r}, l2={self.l2!r})"
 
 
 for _cls in (L1, L2, L1L2):
