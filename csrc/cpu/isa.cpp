@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "cpu/config.h"
 #include "cpu/kernels.h"
 
 #if FASTPENALTY_X86_KERNELS
@@ -63,10 +64,7 @@ std::once_flag g_init;
 
 void init_from_cpu_and_env() {
   Isa isa = best_supported_isa();
-  if (const char* env = std::getenv("FASTPENALTY_ISA"); env && *env) {
-    Isa cap;
-    if (isa_from_name(env, &cap) && int(cap) < int(isa)) isa = cap;
-  }
+  if (const EnvConfig& env = env_config(); env.has_isa_cap && int(env.isa_cap) < int(isa)) isa = env.isa_cap;
   g_isa.store(int(isa));
   g_table.store(&table_for(isa));
 }

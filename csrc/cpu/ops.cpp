@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/penalty_math.h"
+#include "cpu/config.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "fastpenalty/fastpenalty.h"
@@ -249,7 +250,10 @@ fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out) {
 }
 
 fp_status fp_set_num_threads(int n) {
-  if (n < 1) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "number of threads must be >= 1");
+  if (n < 1 || n > FP_MAX_THREADS)
+    return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT,
+                         "number of threads must be in [1, " + std::to_string(FP_MAX_THREADS) + "], got " +
+                             std::to_string(n));
   fp::cpu::pool_set_num_threads(n);
   return FP_OK;
 }
@@ -267,6 +271,8 @@ fp_status fp_set_isa(const char* name) {
   fp::cpu::set_active_isa(isa);
   return FP_OK;
 }
+
+const char* fp_config_warning(void) { return fp::cpu::env_config().warning.c_str(); }
 
 const char* fp_get_isa(void) { return fp::cpu::isa_name(fp::cpu::active_isa()); }
 

@@ -1,5 +1,7 @@
 #include "cpu/thread_pool.h"
 
+#include <algorithm>
+
 #include <pthread.h>
 #include <sched.h>
 
@@ -11,20 +13,20 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/config.h"
+#include "fastpenalty/fastpenalty.h"
+
 namespace fp::cpu {
 namespace {
 
 int default_threads() {
-  if (const char* env = std::getenv("FASTPENALTY_NUM_THREADS"); env && *env) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
+  if (const int n = env_config().num_threads; n >= 1) return n;
+  int cores = int(std::thread::hardware_concurrency());
 #ifdef CPU_COUNT
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
 #endif
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc ? int(hc) : 1;
+  return std::clamp(cores, 1, int(FP_MAX_THREADS));
 }
 
 class Pool {

@@ -166,6 +166,11 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("w_ptr"), py::arg("n"), py::arg("dtype"));
 
+  m.attr("MAX_THREADS") = FP_MAX_THREADS;
+  if (const std::string warning = fp_config_warning(); !warning.empty()) {
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, ("fastpenalty: " + warning).c_str(), 1) != 0) throw py::error_already_set();
+  }
+  m.def("config_warning", [] { return std::string(fp_config_warning()); });
   m.def("set_num_threads", [](int n) { raise_on_error(fp_set_num_threads(n)); }, py::arg("n"));
   m.def("get_num_threads", &fp_get_num_threads);
   m.def(

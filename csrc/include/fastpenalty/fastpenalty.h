@@ -66,9 +66,20 @@ FP_API fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* 
 FP_API fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype);
 FP_API fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out);
 
-/* Threads of the library's persistent pool (default: the cores this process may use). */
+/* Threads of the library's persistent pool (default: the cores this process may use, at most
+ * FP_MAX_THREADS). fp_set_num_threads fails with FP_ERR_INVALID_ARGUMENT outside [1, FP_MAX_THREADS].
+ * A pool that cannot create a thread runs on the threads it has (or on the caller): results do
+ * not depend on the thread count. */
+#define FP_MAX_THREADS 1024
 FP_API fp_status fp_set_num_threads(int n);
 FP_API int fp_get_num_threads(void);
+
+/* Environment read once, at the first call that needs it:
+ *   FASTPENALTY_NUM_THREADS  a whole number in [1, FP_MAX_THREADS] (larger ones are clamped)
+ *   FASTPENALTY_ISA          scalar, avx2 or avx512 (any case): the best ISA the library may use
+ * A value that cannot be used is ignored (the default applies) and described by
+ * fp_config_warning(): "" when every variable that is set was used as given. The string is static. */
+FP_API const char* fp_config_warning(void);
 
 /* CPU kernel selection: "scalar", "avx2", "avx512". The environment variable FASTPENALTY_ISA caps
  * the choice at load time; fp_set_isa fails with FP_ERR_UNSUPPORTED_ISA for one the CPU lacks. */
