@@ -2,7 +2,11 @@
 // with its own traits (so each instantiation is compiled with that ISA's flags). V provides:
 //   S (storage element), R (register), W (lanes), load/load_part/store/store_part (part: the
 //   first n < W lanes, zero-filled on load), zero/set1/add/mul/fma(a,b,c)=a*b+c/abs,
-//   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double.
+//   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double;
+//   D (the traits of double lanes: set1/zero/add/mul/scaled_sign and grad_term<L1, L2>), DW (D
+//   registers per R), to_d(R, k) (the k-th part of R widened to double, exact) and
+//   from_d(const D::R*) (rounded to the compute type, to nearest even). The gradient is computed in
+//   double; the sums stay in the compute type.
 // Traits types live in anonymous namespaces, which gives every instantiation internal linkage.
 #pragma once
 #include <stdint.h>
@@ -59,36 +63,51 @@ static ChunkSums value_chunk(const void* wp, int64_t n) {
   return in_blocks<kValueBlock<V>>(n, [&](int64_t i, int64_t m) { return value_block<V>(w + i, m); });
 }
 
-template <class V, bool L1, bool L2>
-static typename V::R grad_term(typename V::R x, typename V::R l1, typename V::R two_l2) {
-  if (L1 && L2) return V::fma(two_l2, x, V::scaled_sign(x, l1));
-  if (L1) return V::scaled_sign(x, l1);
-  return V::mul(two_l2, x);
+// The gradient term in double lanes, for the SIMD double traits: the operation sequence of
+// fp_grad_term (common/penalty_math.h), which the scalar traits call lane by lane.
+template <class D, bool L1, bool L2>
+static typename D::R simd_grad_term(typename D::R x, typename D::R l1, typename D::R two_l2) {
+  if (L1 && L2) return D::add(D::scaled_sign(x, l1), D::mul(two_l2, x));
+  if (L1) return D::scaled_sign(x, l1);
+  return D::add(D::zero(), D::mul(two_l2, x));  // + 0.0 turns -0.0 into +0.0, as the reference does
+}
+
+// grad(w) for one register of w, added to g when ACCUMULATE, in double lanes and rounded once to
+// the compute type (fp32 for fp32/fp16/bf16); the store rounds 16-bit types from there.
+template <class V, bool L1, bool L2, bool ACCUMULATE>
+static typename V::R fused_term(typename V::R x, typename V::R g, typename V::D::R l1, typename V::D::R two_l2) {
+  using D = typename V::D;
+  typename D::R out[V::DW];
+  for (int k = 0; k < V::DW; ++k) {
+    const typename D::R t = D::template grad_term<L1, L2>(V::to_d(x, k), l1, two_l2);
+    out[k] = ACCUMULATE ? D::add(V::to_d(g, k), t) : t;
+  }
+  return V::from_d(out);
 }
 
 // One pass: reads w and g, writes g (+)= grad(w), and sums |w| and w^2 on the way.
 template <class V, bool L1, bool L2, bool ACCUMULATE>
 static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
   using R = typename V::R;
-  using C = typename V::C;
+  using D = typename V::D;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
   auto* g = static_cast<typename V::S*>(gp);
-  const R l1 = V::set1(C(l1d)), two_l2 = V::set1(C(2.0 * l2d));
+  const typename D::R l1 = D::set1(l1d), two_l2 = D::set1(2.0 * l2d);
   R a0 = V::zero(), q0 = V::zero();
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     R x = V::load(w + i);
-    R t = grad_term<V, L1, L2>(x, l1, two_l2);
-    V::store(g + i, ACCUMULATE ? V::add(V::load(g + i), t) : t);
+    R old = ACCUMULATE ? V::load(g + i) : V::zero();
+    V::store(g + i, fused_term<V, L1, L2, ACCUMULATE>(x, old, l1, two_l2));
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
   if (i < n) {
     const int m = int(n - i);
     R x = V::load_part(w + i, m);
-    R t = grad_term<V, L1, L2>(x, l1, two_l2);
-    V::store_part(g + i, ACCUMULATE ? V::add(V::load_part(g + i, m), t) : t, m);
+    R old = ACCUMULATE ? V::load_part(g + i, m) : V::zero();
+    V::store_part(g + i, fused_term<V, L1, L2, ACCUMULATE>(x, old, l1, two_l2), m);
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }

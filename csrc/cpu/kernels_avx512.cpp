@@ -10,38 +10,6 @@ namespace {
 static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
 static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
 
-// Arithmetic on 16 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
-struct Avx512F32Ops {
-  using C = float;
-  using R = __m512;
-  static constexpr int W = 16;
-  static R zero() { return _mm512_setzero_ps(); }
-  static R set1(C c) { return _mm512_set1_ps(c); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R abs(R a) { return _mm512_abs_ps(a); }
-  static R scaled_sign(R x, R s) {
-    const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    const R signed_s = _mm512_or_ps(_mm512_and_ps(x, _mm512_set1_ps(-0.0f)), s);
-    return _mm512_mask_mov_ps(_mm512_maskz_mov_ps(nonzero, signed_s), nan, x);
-  }
-  static double hsum(R a) {
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
-    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
-  }
-};
-
-struct Avx512F32 : Avx512F32Ops {
-  using S = float;
-  static R load(const S* p) { return _mm512_loadu_ps(p); }
-  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
-  static void store(S* p, R r) { _mm512_storeu_ps(p, r); }
-  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_ps(p, mask16(n), r); }
-};
-
 struct Avx512F64 {
   using S = double;
   using C = double;
@@ -64,6 +32,53 @@ struct Avx512F64 {
     return _mm512_mask_mov_pd(_mm512_maskz_mov_pd(nonzero, signed_s), nan, x);
   }
   static double hsum(R a) { return _mm512_reduce_add_pd(a); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx512F64, L1, L2>(x, l1, two_l2); }
+  using D = Avx512F64;
+  static constexpr int DW = 1;
+  static R to_d(R x, int) { return x; }
+  static R from_d(const R* d) { return d[0]; }
+};
+
+// Arithmetic on 16 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
+struct Avx512F32Ops {
+  using C = float;
+  using R = __m512;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(C c) { return _mm512_set1_ps(c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R abs(R a) { return _mm512_abs_ps(a); }
+  using D = Avx512F64;
+  static constexpr int DW = 2;
+  static __m512d to_d(R x, int k) {
+    return _mm512_cvtps_pd(k == 0 ? _mm512_castps512_ps256(x)
+                                  : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  }
+  static R from_d(const __m512d* d) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(d[0])), _mm512_cvtpd_ps(d[1]), 1);
+  }
+  static R scaled_sign(R x, R s) {
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const R signed_s = _mm512_or_ps(_mm512_and_ps(x, _mm512_set1_ps(-0.0f)), s);
+    return _mm512_mask_mov_ps(_mm512_maskz_mov_ps(nonzero, signed_s), nan, x);
+  }
+  static double hsum(R a) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+  }
+};
+
+struct Avx512F32 : Avx512F32Ops {
+  using S = float;
+  static R load(const S* p) { return _mm512_loadu_ps(p); }
+  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
+  static void store(S* p, R r) { _mm512_storeu_ps(p, r); }
+  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_ps(p, mask16(n), r); }
 };
 
 // 16-bit storage: 16 elements per 256-bit load, widened to 16 fp32 lanes.

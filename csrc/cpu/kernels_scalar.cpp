@@ -33,14 +33,50 @@ struct ConvBF16 {
   static S from(C c) { return fp_f32_to_bf16(c); }
 };
 
+constexpr int kLanes = 8;
+
+// Eight double lanes: the gradient of every dtype is computed here, one fp_grad_term per lane.
+struct DoubleLanes {
+  struct R {
+    double v[kLanes];
+  };
+  static R set1(double c) {
+    R r;
+    for (int k = 0; k < kLanes; ++k) r.v[k] = c;
+    return r;
+  }
+  static R zero() { return set1(0.0); }
+  static R add(R a, R b) {
+    for (int k = 0; k < kLanes; ++k) a.v[k] += b.v[k];
+    return a;
+  }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    for (int k = 0; k < kLanes; ++k) x.v[k] = fp_grad_term<L1, L2>(x.v[k], l1.v[k], two_l2.v[k]);
+    return x;
+  }
+};
+
 template <class Conv>
 struct ScalarTraits {
   using S = typename Conv::S;
   using C = typename Conv::C;
-  static constexpr int W = 8;
+  static constexpr int W = kLanes;
   struct R {
     C v[W];
   };
+  using D = DoubleLanes;
+  static constexpr int DW = 1;
+  static D::R to_d(R x, int) {
+    D::R d;
+    for (int k = 0; k < W; ++k) d.v[k] = double(x.v[k]);
+    return d;
+  }
+  static R from_d(const D::R* d) {
+    R r;
+    for (int k = 0; k < W; ++k) r.v[k] = C(d[0].v[k]);
+    return r;
+  }
 
   static R load(const S* p) {
     R r;
