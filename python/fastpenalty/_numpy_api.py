@@ -15,8 +15,18 @@ def _ptr(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
+def _refuse_masked(a, name: str) -> None:
+    """np.asarray drops a mask, so the kernels would sum the masked-out values: refuse instead."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a NumPy masked array; fastpenalty does not apply masks. Pass "
+            f"{name}.filled(0) to penalize only the unmasked values, or {name}.data for all of them"
+        )
+
+
 def _readable(w, name: str) -> tuple[np.ndarray, int]:
     """Any strided array becomes a C-contiguous aligned one (a copy only when needed)."""
+    _refuse_masked(w, name)
     a = np.asarray(w)
     code = numpy_code(a.dtype, name)
     if not (a.flags.c_contiguous and a.flags.aligned):
@@ -28,6 +38,8 @@ def _writable_pair(w, g, wname: str, gname: str) -> tuple[np.ndarray, np.ndarray
     """w and g for an in-place update: same shape and dtype, C-contiguous, aligned, g writable, no overlap."""
     if not isinstance(g, np.ndarray):
         raise TypeError(f"{gname} must be a NumPy array, got {type(g).__name__}")
+    _refuse_masked(w, wname)
+    _refuse_masked(g, gname)
     w = np.asarray(w)
     code = numpy_code(w.dtype, wname)
     if g.dtype != w.dtype:
