@@ -1,6 +1,6 @@
 // The chunk loops, written once over a vector-traits type V and instantiated by each ISA's file
 // with its own traits (so each instantiation is compiled with that ISA's flags). V provides:
-//   S (storage element), R (register), W (lanes), load/load_part/store/store_part (part: the
+//   S (storage element), kDtype (its fp_dtype code), R (register), W (lanes), load/load_part/store/store_part (part: the
 //   first n < W lanes, zero-filled on load), zero/set1/add/mul/fma(a,b,c)=a*b+c/abs,
 //   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double;
 //   D (the traits of double lanes: set1/zero/add/mul/scaled_sign and grad_term<L1, L2>), DW (D
@@ -27,12 +27,15 @@ constexpr int64_t kFusedBlock = 32 * V::W;
 template <int64_t kBlock, class Body>
 static ChunkSums in_blocks(int64_t n, Body&& body) {
   ChunkSums total;
-  for (int64_t i = 0; i < n; i += kBlock) {
-    const ChunkSums s = body(i, n - i < kBlock ? n - i : kBlock);
-    total.abs += s.abs;
-    total.sq += s.sq;
-  }
+  for (int64_t i = 0; i < n; i += kBlock) add_sums(total, body(i, n - i < kBlock ? n - i : kBlock));
   return total;
+}
+
+// A block's sums from the fast loop, or redone exactly where they overflowed or underflowed (a
+// branch per block of hundreds of elements: free in the common case).
+template <class V>
+static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
+  return block_sums_ok<typename V::C>(fast) ? fast : exact_block_sums(w, n, V::kDtype);
 }
 
 template <class V>
@@ -54,7 +57,7 @@ static ChunkSums value_block(const void* wp, int64_t n) {
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
-  return {V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))};
+  return checked_sums<V>({V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))}, wp, n);
 }
 
 template <class V>
@@ -111,7 +114,7 @@ static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, do
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
-  return {V::hsum(a0), V::hsum(q0)};
+  return checked_sums<V>({V::hsum(a0), V::hsum(q0)}, wp, n);
 }
 
 template <class V, bool L1, bool L2, bool ACCUMULATE>

@@ -17,6 +17,7 @@ static inline __m256i lane_mask64(int n) {
 }
 
 struct Avx2F64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
   using S = double;
   using C = double;
   using R = __m256d;
@@ -82,6 +83,7 @@ struct Avx2F32Ops {
 };
 
 struct Avx2F32 : Avx2F32Ops {
+  static constexpr int32_t kDtype = FP_FLOAT32;
   using S = float;
   static R load(const S* p) { return _mm256_loadu_ps(p); }
   static R load_part(const S* p, int n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
@@ -108,11 +110,13 @@ struct Avx2Half : Avx2F32Ops {
 };
 
 struct Avx2F16 : Avx2Half<Avx2F16> {
+  static constexpr int32_t kDtype = FP_FLOAT16;
   static R widen(__m128i h) { return _mm256_cvtph_ps(h); }
   static __m128i narrow(R r) { return _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 };
 
 struct Avx2BF16 : Avx2Half<Avx2BF16> {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
   static R widen(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
   static __m128i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
     const __m256i x = _mm256_castps_si256(r);

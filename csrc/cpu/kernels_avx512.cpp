@@ -11,6 +11,7 @@ static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
 static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
 
 struct Avx512F64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
   using S = double;
   using C = double;
   using R = __m512d;
@@ -74,6 +75,7 @@ struct Avx512F32Ops {
 };
 
 struct Avx512F32 : Avx512F32Ops {
+  static constexpr int32_t kDtype = FP_FLOAT32;
   using S = float;
   static R load(const S* p) { return _mm512_loadu_ps(p); }
   static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
@@ -92,11 +94,13 @@ struct Avx512Half : Avx512F32Ops {
 };
 
 struct Avx512F16 : Avx512Half<Avx512F16> {
+  static constexpr int32_t kDtype = FP_FLOAT16;
   static R widen(__m256i h) { return _mm512_cvtph_ps(h); }
   static __m256i narrow(R r) { return _mm512_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 };
 
 struct Avx512BF16 : Avx512Half<Avx512BF16> {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
   static R widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
   static __m256i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
     const __m512i x = _mm512_castps_si512(r);

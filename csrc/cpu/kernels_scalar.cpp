@@ -9,24 +9,28 @@ namespace fp::cpu {
 namespace {
 
 struct ConvF32 {
+  static constexpr int32_t kDtype = FP_FLOAT32;
   using S = float;
   using C = float;
   static C to(S s) { return s; }
   static S from(C c) { return c; }
 };
 struct ConvF64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
   using S = double;
   using C = double;
   static C to(S s) { return s; }
   static S from(C c) { return c; }
 };
 struct ConvF16 {
+  static constexpr int32_t kDtype = FP_FLOAT16;
   using S = uint16_t;
   using C = float;
   static C to(S s) { return fp_f16_to_f32(s); }
   static S from(C c) { return fp_f32_to_f16(c); }
 };
 struct ConvBF16 {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
   using S = uint16_t;
   using C = float;
   static C to(S s) { return fp_bf16_to_f32(s); }
@@ -60,6 +64,7 @@ struct DoubleLanes {
 template <class Conv>
 struct ScalarTraits {
   using S = typename Conv::S;
+  static constexpr int32_t kDtype = Conv::kDtype;
   using C = typename Conv::C;
   static constexpr int W = kLanes;
   struct R {

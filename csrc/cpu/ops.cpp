@@ -178,11 +178,8 @@ fp_status execute(Call& c, double* out) {
   double total = 0.0;
   for (int64_t t = 0; t < c.count; ++t) {
     ChunkSums s;
-    for (int64_t k = c.first_chunk[t]; k < c.first_chunk[t + 1]; ++k) {
-      s.abs += c.partials[k].abs;
-      s.sq += c.partials[k].sq;
-    }
-    total += (c.mode == Mode::probe_sum) ? s.abs : fp_combine(s.abs, s.sq, c.l1(t), c.l2(t));
+    for (int64_t k = c.first_chunk[t]; k < c.first_chunk[t + 1]; ++k) add_sums(s, c.partials[k]);
+    total += (c.mode == Mode::probe_sum) ? s.abs : combine_sums(s, c.l1(t), c.l2(t));
   }
   *out = total;
   return FP_OK;
