@@ -3,7 +3,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "fastpenalty/fastpenalty.h"
+#include "fastpenalty/fastpenalty_experimental.h"  // FP_CHUNK
 
 namespace fp::cpu {
 

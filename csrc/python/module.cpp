@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "fastpenalty/fastpenalty.h"
+#include "fastpenalty/fastpenalty_experimental.h"
 
 namespace py = pybind11;
 
@@ -67,12 +67,29 @@ void check_lengths(const ManyArgs& a, bool with_g) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastpenalty compiled core: fused penalty kernels over raw buffers";
-  m.attr("CHUNK") = FP_CHUNK;
+  m.attr("CHUNK") = FP_CHUNK;  // experimental
   m.attr("ABI_VERSION") = fp_abi_version();
+  m.attr("VERSION") = std::string(fp_version());
+  m.attr("HEADER_VERSION") = py::make_tuple(FP_VERSION_MAJOR, FP_VERSION_MINOR, FP_VERSION_PATCH);
   m.attr("FLOAT32") = int(FP_FLOAT32);
   m.attr("FLOAT64") = int(FP_FLOAT64);
   m.attr("FLOAT16") = int(FP_FLOAT16);
   m.attr("BFLOAT16") = int(FP_BFLOAT16);
+  // The dtype table of the C ABI, from which fastpenalty._dtypes is built: (code, name, itemsize).
+  py::list dtypes;
+  for (int32_t code = 0; code < FP_DTYPE_COUNT; ++code)
+    dtypes.append(py::make_tuple(code, std::string(fp_dtype_name(code)), fp_dtype_itemsize(code)));
+  m.attr("DTYPES") = py::tuple(dtypes);
+  m.def(
+      "result_dtype",
+      [](const std::vector<int32_t>& codes) {
+        const int32_t r = fp_result_dtype(int64_t(codes.size()), codes.data());
+        if (r < 0) throw py::type_error("unknown dtype code in " + py::repr(py::cast(codes)).cast<std::string>());
+        return r;
+      },
+      py::arg("codes"), "FLOAT64 when every code is FLOAT64 (and there is one), else FLOAT32.");
+  m.def("status_string", [](int status) { return std::string(fp_status_string(fp_status(status))); },
+        py::arg("status"));
 
   m.def(
       "value",
@@ -117,6 +134,21 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("w_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
+
+  m.def(
+      "sums_many",
+      [](const std::vector<uintptr_t>& ws, std::vector<int64_t> ns, std::vector<int32_t> dtypes) {
+        ManyArgs a{as_pointers<const void>(ws), {}, std::move(ns), std::move(dtypes), {1.0}, {0.0}};
+        check_lengths(a, false);
+        std::vector<double> abs_sums(a.ws.size()), sq_sums(a.ws.size());
+        call_without_gil([&] {
+          return fp_sums_many(int64_t(a.ws.size()), a.ws.data(), a.ns.data(), a.dtypes.data(), abs_sums.data(),
+                              sq_sums.data());
+        });
+        return py::make_tuple(abs_sums, sq_sums);
+      },
+      py::arg("w_ptrs"), py::arg("ns"), py::arg("dtypes"),
+      "Per tensor: (list of sum |w|, list of sum w^2), in one read of every tensor.");
 
   m.def(
       "accumulate_many",
