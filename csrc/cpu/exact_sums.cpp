@@ -56,12 +56,7 @@ ChunkSums exact_block_sums(const void* w, int64_t n, int32_t dtype) {
   return s;
 }
 
-void add_sums(ChunkSums& total, const ChunkSums& s) {
-  if (total.scale == s.scale) {
-    total.abs += s.abs;
-    total.sq += s.sq;
-    return;
-  }
+void add_rescaled_sums(ChunkSums& total, const ChunkSums& s) {
   if (s.abs == 0.0 && s.sq == 0.0) return;
   if (total.abs == 0.0 && total.sq == 0.0) {
     total = s;

@@ -17,10 +17,10 @@
 namespace fp::cpu::loops {
 
 // fp32 lane sums are handed over to double every block, so no fp32 lane ever sums more than 32
-// terms: the value loop keeps 2 accumulators per sum (blocks of 64 vectors), the fused loop 1
+// terms: the value loop keeps 4 accumulators per sum (blocks of 128 vectors), the fused loop 1
 // (blocks of 32 vectors). Error on constant data stays below 3e-7 on every ISA.
 template <class V>
-constexpr int64_t kValueBlock = 64 * V::W;
+constexpr int64_t kValueBlock = 128 * V::W;
 template <class V>
 constexpr int64_t kFusedBlock = 32 * V::W;
 
@@ -43,21 +43,24 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
-  R a0 = V::zero(), a1 = V::zero(), q0 = V::zero(), q1 = V::zero();
+  R a[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  R q[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
   int64_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    R x = V::load(w + i), y = V::load(w + i + W);
-    a0 = V::add(a0, V::abs(x));
-    q0 = V::fma(x, x, q0);
-    a1 = V::add(a1, V::abs(y));
-    q1 = V::fma(y, y, q1);
+  for (; i + 4 * W <= n; i += 4 * W) {
+    for (int k = 0; k < 4; ++k) {
+      const R x = V::load(w + i + k * W);
+      a[k] = V::add(a[k], V::abs(x));
+      q[k] = V::fma(x, x, q[k]);
+    }
   }
-  for (; i < n; i += W) {
-    R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
-    a0 = V::add(a0, V::abs(x));
-    q0 = V::fma(x, x, q0);
+  for (int k = 0; i < n; i += W, ++k) {  // at most 3 more whole or partial vectors
+    const R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
+    a[k] = V::add(a[k], V::abs(x));
+    q[k] = V::fma(x, x, q[k]);
   }
-  return checked_sums<V>({V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))}, wp, n);
+  const R sa = V::add(V::add(a[0], a[1]), V::add(a[2], a[3]));
+  const R sq = V::add(V::add(q[0], q[1]), V::add(q[2], q[3]));
+  return checked_sums<V>({V::hsum(sa), V::hsum(sq)}, wp, n);
 }
 
 template <class V>

@@ -16,8 +16,14 @@ struct ChunkSums {
   int scale = 0;
 };
 
-// total += s, at the larger of the two scales (a zero sum takes the other's scale).
-void add_sums(ChunkSums& total, const ChunkSums& s);
+// total += s where the scales differ: at the larger one (a zero sum takes the other's scale).
+void add_rescaled_sums(ChunkSums& total, const ChunkSums& s);
+
+inline void add_sums(ChunkSums& total, const ChunkSums& s) {
+  if (total.scale != s.scale) return add_rescaled_sums(total, s);
+  total.abs += s.abs;
+  total.sq += s.sq;
+}
 // l1 * sum|w| + l2 * sum w^2 of sums at any scale, without overflow where the result is finite.
 double combine_sums(const ChunkSums& s, double l1, double l2);
 
