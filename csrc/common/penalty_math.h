@@ -5,20 +5,23 @@
 // never turns into 0 * inf = NaN through a disabled term.
 //
 // Rounding, exactly (every backend must give these bits; build with FP contraction off: no FMA):
-//   factors   l1 and two_l2 = 2.0 * l2 are doubles (2.0 * l2 is exact; it overflows only for
-//             l2 > DBL_MAX / 2, as in the float64 oracle).
-//   grad      w is widened to double (exact for every dtype), then, in double, each op rounded:
-//               l1 only:   t = l1 * sign(w)                 (one rounding; sign(+-0) = +0)
-//               l2 only:   t = 0.0 + two_l2 * w             (one rounding; the + 0.0 makes -0 into +0)
-//               both:      t = l1 * sign(w) + two_l2 * w    (mul, mul, add: three roundings)
-//             grad_i = t rounded to nearest even to float32, then (fp16/bf16) to the storage type
-//             (float64: t itself).
-//   g += grad g is widened to double, u = g + t in double (one rounding), then rounded like grad.
-// So factors never overflow or flush in float32 (l2 = 2e38 or 1e-46 are applied exactly), and
-// float32/float64 results equal the float64 oracle's bit for bit; fp16/bf16 round twice (double
-// -> float32 -> storage), which can differ from a direct rounding by one unit in a halfway case.
-// The sums (|w|, w^2) use the compute type (float32 for fp32/fp16/bf16) within short blocks; see
-// the kernels for how overflow is avoided.
+//   compute type K: double for float64 weights. For float32, fp16 and bf16 weights, float32 when
+//             fp_factors_fit_float(l1, l2) (each nonzero l1 and 2 * l2 within [2^-126, 2^100]),
+//             else double. So a factor is never applied where it would overflow or flush in
+//             float32 (l2 = 2e38 or 1e-46 go the double way), and float32 is used where its result
+//             can only overflow or flush when the exact one does.
+//   factors   l1 and two_l2 = 2.0 * l2 (in double: exact), each rounded to K (to nearest even).
+//   grad      w is widened to K (exact), then, in K, each op rounded to nearest even:
+//               l1 only:   t = l1 * sign(w)                 (sign(+-0) = +0: t is +-l1, +0 or NaN)
+//               l2 only:   t = 0 + two_l2 * w               (the + 0 makes -0 into +0)
+//               both:      t = l1 * sign(w) + two_l2 * w    (mul, then add)
+//             grad_i = t rounded to float32 when K is double and w is not float64, then (fp16,
+//             bf16) rounded to the storage type.
+//   g += grad g is widened to K, u = g + t in K (one rounding), then rounded like grad.
+// With K = double the float32/float64 results equal the float64 oracle's bit for bit; fp16/bf16
+// round twice (K -> float32 -> storage), one unit off a direct rounding in a halfway case.
+// The sums (|w|, w^2) use float32 (float64 for float64 weights) within short blocks; blocks whose
+// sums overflow or underflow are redone in double (csrc/cpu/exact_sums.cpp).
 #pragma once
 #include "common/dtype.h"
 
@@ -45,6 +48,12 @@ FP_FN T fp_combine(T sum_abs, T sum_sq, T l1, T l2) {
   if (l1 != T(0)) v += l1 * sum_abs;
   if (l2 != T(0)) v += l2 * sum_sq;
   return v;
+}
+
+// Whether a factor (l1, or 2 * l2) can be applied in float32 (see the rounding contract above).
+FP_FN bool fp_factor_fits_float(double f) { return f == 0.0 || (f >= 0x1p-126 && f <= 0x1p100); }
+FP_FN bool fp_factors_fit_float(double l1, double l2) {
+  return fp_factor_fits_float(l1) && fp_factor_fits_float(2.0 * l2);
 }
 
 // Factors must be finite and >= 0.

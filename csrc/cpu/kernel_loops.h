@@ -3,14 +3,18 @@
 //   S (storage element), kDtype (its fp_dtype code), R (register), W (lanes), load/load_part/store/store_part (part: the
 //   first n < W lanes, zero-filled on load), zero/set1/add/mul/fma(a,b,c)=a*b+c/abs,
 //   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double;
-//   D (the traits of double lanes: set1/zero/add/mul/scaled_sign and grad_term<L1, L2>), DW (D
-//   registers per R), to_d(R, k) (the k-th part of R widened to double, exact) and
-//   from_d(const D::R*) (rounded to the compute type, to nearest even). The gradient is computed in
-//   double; the sums stay in the compute type.
+//   C (compute type), grad_term<L1, L2>(x, l1, two_l2) (fp_grad_term of penalty_math.h);
+//   D (the same for double lanes, with C = double), DW (D registers per R), to_d(R, k) (the k-th
+//   part of R widened to double, exact) and from_d(const D::R*) (rounded to the compute type, to
+//   nearest even). The sums stay in the compute type.
 // Traits types live in anonymous namespaces, which gives every instantiation internal linkage.
 #pragma once
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
+
+#include "common/penalty_math.h"
 
 #include "cpu/kernels.h"
 
@@ -69,43 +73,56 @@ static ChunkSums value_chunk(const void* wp, int64_t n) {
   return in_blocks<kValueBlock<V>>(n, [&](int64_t i, int64_t m) { return value_block<V>(w + i, m); });
 }
 
-// The gradient term in double lanes, for the SIMD double traits: the operation sequence of
-// fp_grad_term (common/penalty_math.h), which the scalar traits call lane by lane.
-template <class D, bool L1, bool L2>
-static typename D::R simd_grad_term(typename D::R x, typename D::R l1, typename D::R two_l2) {
-  if (L1 && L2) return D::add(D::scaled_sign(x, l1), D::mul(two_l2, x));
-  if (L1) return D::scaled_sign(x, l1);
-  return D::add(D::zero(), D::mul(two_l2, x));  // + 0.0 turns -0.0 into +0.0, as the reference does
+// The gradient term for the SIMD traits: the operation sequence of fp_grad_term
+// (common/penalty_math.h), which the scalar traits call lane by lane.
+template <class P, bool L1, bool L2>
+static typename P::R simd_grad_term(typename P::R x, typename P::R l1, typename P::R two_l2) {
+  if (L1 && L2) return P::add(P::scaled_sign(x, l1), P::mul(two_l2, x));
+  if (L1) return P::scaled_sign(x, l1);
+  return P::add(P::zero(), P::mul(two_l2, x));  // + 0 turns -0 into +0, as the reference does
 }
 
-// grad(w) for one register of w, added to g when ACCUMULATE, in double lanes and rounded once to
-// the compute type (fp32 for fp32/fp16/bf16); the store rounds 16-bit types from there.
-template <class V, bool L1, bool L2, bool ACCUMULATE>
-static typename V::R fused_term(typename V::R x, typename V::R g, typename V::D::R l1, typename V::D::R two_l2) {
-  using D = typename V::D;
-  typename D::R out[V::DW];
-  for (int k = 0; k < V::DW; ++k) {
-    const typename D::R t = D::template grad_term<L1, L2>(V::to_d(x, k), l1, two_l2);
-    out[k] = ACCUMULATE ? D::add(V::to_d(g, k), t) : t;
+// The factors as registers of the precision the gradient is computed in (penalty_math.h): V's
+// compute type, or double lanes (V::D) when WIDE.
+template <class V, bool WIDE>
+struct Factors {
+  using P = std::conditional_t<WIDE, typename V::D, V>;
+  using C = typename P::C;
+  typename P::R l1, two_l2;
+  Factors(double l1d, double l2d) : l1(P::set1(C(l1d))), two_l2(P::set1(C(2.0 * l2d))) {}
+};
+
+// grad(w) for one register of w, added to g when ACCUMULATE, rounded to the compute type (the
+// store rounds 16-bit types from there). WIDE: computed in double lanes and rounded once.
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
+static typename V::R fused_term(typename V::R x, typename V::R g, const Factors<V, WIDE>& f) {
+  if constexpr (WIDE) {
+    using D = typename V::D;
+    typename D::R out[V::DW];
+    for (int k = 0; k < V::DW; ++k) {
+      const typename D::R t = D::template grad_term<L1, L2>(V::to_d(x, k), f.l1, f.two_l2);
+      out[k] = ACCUMULATE ? D::add(V::to_d(g, k), t) : t;
+    }
+    return V::from_d(out);
+  } else {
+    const typename V::R t = V::template grad_term<L1, L2>(x, f.l1, f.two_l2);
+    return ACCUMULATE ? V::add(g, t) : t;
   }
-  return V::from_d(out);
 }
 
 // One pass: reads w and g, writes g (+)= grad(w), and sums |w| and w^2 on the way.
-template <class V, bool L1, bool L2, bool ACCUMULATE>
-static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
+static ChunkSums fused_block(const void* wp, void* gp, int64_t n, const Factors<V, WIDE>& f) {
   using R = typename V::R;
-  using D = typename V::D;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
   auto* g = static_cast<typename V::S*>(gp);
-  const typename D::R l1 = D::set1(l1d), two_l2 = D::set1(2.0 * l2d);
   R a0 = V::zero(), q0 = V::zero();
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     R x = V::load(w + i);
     R old = ACCUMULATE ? V::load(g + i) : V::zero();
-    V::store(g + i, fused_term<V, L1, L2, ACCUMULATE>(x, old, l1, two_l2));
+    V::store(g + i, fused_term<V, L1, L2, ACCUMULATE, WIDE>(x, old, f));
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
@@ -113,36 +130,50 @@ static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, do
     const int m = int(n - i);
     R x = V::load_part(w + i, m);
     R old = ACCUMULATE ? V::load_part(g + i, m) : V::zero();
-    V::store_part(g + i, fused_term<V, L1, L2, ACCUMULATE>(x, old, l1, two_l2), m);
+    V::store_part(g + i, fused_term<V, L1, L2, ACCUMULATE, WIDE>(x, old, f), m);
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
   return checked_sums<V>({V::hsum(a0), V::hsum(q0)}, wp, n);
 }
 
-template <class V, bool L1, bool L2, bool ACCUMULATE>
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
 static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1, double l2) {
   const auto* w = static_cast<const typename V::S*>(wp);
   auto* g = static_cast<typename V::S*>(gp);
+  const Factors<V, WIDE> f(l1, l2);
   return in_blocks<kFusedBlock<V>>(
-      n, [&](int64_t i, int64_t m) { return fused_block<V, L1, L2, ACCUMULATE>(w + i, g + i, m, l1, l2); });
+      n, [&](int64_t i, int64_t m) { return fused_block<V, L1, L2, ACCUMULATE, WIDE>(w + i, g + i, m, f); });
+}
+
+template <class V, bool ACCUMULATE, bool WIDE>
+static ChunkSums fused_for_factors(const void* w, void* g, int64_t n, double l1, double l2) {
+  if (l1 != 0.0 && l2 != 0.0) return fused_chunk<V, true, true, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+  if (l1 != 0.0) return fused_chunk<V, true, false, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+  return fused_chunk<V, false, true, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+}
+
+// At least one factor is nonzero. The precision is penalty_math.h's choice: float64 weights in
+// double; others in float32 unless a factor is outside fp_factor_fits_float's range.
+template <class V, bool ACCUMULATE>
+static ChunkSums fused(const void* w, void* g, int64_t n, double l1, double l2) {
+  if constexpr (V::kDtype != FP_FLOAT64) {
+    if (!fp_factors_fit_float(l1, l2)) return fused_for_factors<V, ACCUMULATE, true>(w, g, n, l1, l2);
+  }
+  return fused_for_factors<V, ACCUMULATE, false>(w, g, n, l1, l2);
 }
 
 template <class V>
 static ChunkSums accumulate_chunk(const void* w, void* g, int64_t n, double l1, double l2) {
-  if (l1 != 0.0 && l2 != 0.0) return fused_chunk<V, true, true, true>(w, g, n, l1, l2);
-  if (l1 != 0.0) return fused_chunk<V, true, false, true>(w, g, n, l1, l2);
-  if (l2 != 0.0) return fused_chunk<V, false, true, true>(w, g, n, l1, l2);
-  return value_chunk<V>(w, n);
+  if (l1 == 0.0 && l2 == 0.0) return value_chunk<V>(w, n);
+  return fused<V, true>(w, g, n, l1, l2);
 }
 
 // out = grad(w). With both factors zero the gradient is exactly zero, whatever w holds.
 template <class V>
 static void grad_chunk(const void* w, void* out, int64_t n, double l1, double l2) {
-  if (l1 != 0.0 && l2 != 0.0) fused_chunk<V, true, true, false>(w, out, n, l1, l2);
-  else if (l1 != 0.0) fused_chunk<V, true, false, false>(w, out, n, l1, l2);
-  else if (l2 != 0.0) fused_chunk<V, false, true, false>(w, out, n, l1, l2);
-  else memset(out, 0, size_t(n) * sizeof(typename V::S));
+  if (l1 == 0.0 && l2 == 0.0) memset(out, 0, size_t(n) * sizeof(typename V::S));
+  else fused<V, false>(w, out, n, l1, l2);
 }
 
 template <class V>

@@ -61,6 +61,8 @@ struct Avx2F32Ops {
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx2F32Ops, L1, L2>(x, l1, two_l2); }
   using D = Avx2F64;
   static constexpr int DW = 2;
   static __m256d to_d(R x, int k) {

@@ -52,6 +52,8 @@ struct Avx512F32Ops {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R abs(R a) { return _mm512_abs_ps(a); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx512F32Ops, L1, L2>(x, l1, two_l2); }
   using D = Avx512F64;
   static constexpr int DW = 2;
   static __m512d to_d(R x, int k) {

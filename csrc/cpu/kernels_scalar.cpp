@@ -41,6 +41,7 @@ constexpr int kLanes = 8;
 
 // Eight double lanes: the gradient of every dtype is computed here, one fp_grad_term per lane.
 struct DoubleLanes {
+  using C = double;
   struct R {
     double v[kLanes];
   };
@@ -121,8 +122,9 @@ struct ScalarTraits {
     for (int k = 0; k < W; ++k) a.v[k] = std::abs(a.v[k]);
     return a;
   }
-  static R scaled_sign(R x, R s) {
-    for (int k = 0; k < W; ++k) x.v[k] = fp_scaled_sign(x.v[k], s.v[k]);
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    for (int k = 0; k < W; ++k) x.v[k] = fp_grad_term<L1, L2>(x.v[k], l1.v[k], two_l2.v[k]);
     return x;
   }
   static double hsum(R a) {
