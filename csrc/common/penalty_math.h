@@ -18,6 +18,8 @@
 //             grad_i = t rounded to float32 when K is double and w is not float64, then (fp16,
 //             bf16) rounded to the storage type.
 //   g += grad g is widened to K, u = g + t in K (one rounding), then rounded like grad.
+//   NaN       a NaN w gives a NaN gradient (its payload, quieted); where g and t are both NaN,
+//             which of the two u holds is unspecified (compilers may swap the operands of +).
 // With K = double the float32/float64 results equal the float64 oracle's bit for bit; fp16/bf16
 // round twice (K -> float32 -> storage), one unit off a direct rounding in a halfway case.
 // The sums (|w|, w^2) use float32 (float64 for float64 weights) within short blocks; blocks whose
