@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fastpenalty/fastpenalty_experimental.h"
+#include "numpy_fast_path.h"
 
 namespace py = pybind11;
 
@@ -203,6 +204,14 @@ PYBIND11_MODULE(_core, m) {
     if (PyErr_WarnEx(PyExc_RuntimeWarning, ("fastpenalty: " + warning).c_str(), 1) != 0) throw py::error_already_set();
   }
   m.def("config_warning", [] { return std::string(fp_config_warning()); });
+  m.def("register_numpy_types", &fp_numpy::register_types, py::arg("ndarray"), py::arg("dtypes"),
+        "np.ndarray and {code: np.dtype} for the NumPy fast path (fastpenalty._numpy_api calls it).");
+  m.def("numpy_value_many", &fp_numpy::value_many, py::arg("ws"), py::arg("l1"), py::arg("l2"),
+        "The value over a list of plain NumPy arrays, or None when the Python path must handle them.");
+  m.def("numpy_accumulate_many", &fp_numpy::accumulate_many, py::arg("ws"), py::arg("gs"), py::arg("l1"),
+        py::arg("l2"), "accumulate_many_ over lists of plain NumPy arrays, or None (see numpy_value_many).");
+  m.def("as_float32", [](double v) { return double(static_cast<float>(v)); }, py::arg("value"),
+        "A double rounded to float32 (inf beyond its range), without NumPy's overflow warning.");
   m.def("set_num_threads", [](int n) { raise_on_error(fp_set_num_threads(n)); }, py::arg("n"));
   m.def("get_num_threads", &fp_get_num_threads);
   m.def(

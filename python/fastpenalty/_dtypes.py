@@ -26,9 +26,11 @@ def _numpy_dtype_of(name: str) -> np.dtype | None:
     return BFLOAT16_DTYPE if name == "bfloat16" else np.dtype(name)
 
 
-_NUMPY_CODES = {
-    dt: code for code, name in NAMES.items() if (dt := _numpy_dtype_of(name)) is not None
+# code -> NumPy dtype, for the codes NumPy can hold here (bfloat16 needs ml_dtypes).
+NUMPY_DTYPES: dict[int, np.dtype] = {
+    code: dt for code, name in NAMES.items() if (dt := _numpy_dtype_of(name)) is not None
 }
+_NUMPY_CODES = {dt: code for code, dt in NUMPY_DTYPES.items()}
 
 SUPPORTED = ", ".join(NAMES[c] for c in sorted(NAMES)[:-1]) + " and " + NAMES[max(NAMES)]
 
