@@ -42,6 +42,13 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
   return block_sums_ok<typename V::C>(fast) ? fast : exact_block_sums(w, n, V::kDtype);
 }
 
+// Keeps a loaded vector in a register: without this GCC folds the load into both the abs and the
+// multiply-add, loading every cache line twice (measured: value at 0.80 of the read probe).
+template <class R>
+static inline void in_register(R& x) {
+  if constexpr (!std::is_class_v<R>) asm("" : "+v"(x));
+}
+
 template <class V>
 static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;
@@ -52,7 +59,8 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     for (int k = 0; k < 4; ++k) {
-      const R x = V::load(w + i + k * W);
+      R x = V::load(w + i + k * W);
+      in_register(x);
       a[k] = V::add(a[k], V::abs(x));
       q[k] = V::fma(x, x, q[k]);
     }
