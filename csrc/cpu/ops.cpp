@@ -150,7 +150,7 @@ fp_status check(const Call& c, bool needs_g) {
 
 // out: the total value (value, accumulate, probe_sum modes); out_abs/out_sq: the two sums of every
 // tensor (sums mode). Nothing is written before the checks pass.
-fp_status execute(Call& c, double* out, double* out_abs = nullptr, double* out_sq = nullptr) {
+fp_status run_call(Call& c, double* out, double* out_abs, double* out_sq) {
   const bool needs_g = c.mode == Mode::accumulate || c.mode == Mode::grad || c.mode == Mode::probe_add;
   if (fp_status s = check(c, needs_g); s != FP_OK) return s;
   if (out) *out = 0.0;
@@ -192,6 +192,20 @@ fp_status execute(Call& c, double* out, double* out_abs = nullptr, double* out_s
   }
   if (out) *out = total;
   return FP_OK;
+}
+
+// No exception leaves the C ABI: allocation failures anywhere (the overlap sweep's range list, the
+// chunk table) become FP_ERR_OUT_OF_MEMORY. The messages fit std::string's inline buffer.
+fp_status execute(Call& c, double* out, double* out_abs = nullptr, double* out_sq = nullptr) noexcept {
+  try {
+    return run_call(c, out, out_abs, out_sq);
+  } catch (const std::bad_alloc&) {
+    g_error = "out of memory";
+    return FP_ERR_OUT_OF_MEMORY;
+  } catch (...) {
+    g_error = "internal error";
+    return FP_ERR_INTERNAL;
+  }
 }
 
 Call make_call(Mode mode, int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
