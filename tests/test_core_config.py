@@ -16,6 +16,7 @@ PROBE = (
     "    import fastpenalty\n"
     "print(json.dumps({'threads': fastpenalty.get_num_threads(), 'isa': fastpenalty.get_isa(),\n"
     "    'best': fastpenalty.available_isas()[0], 'max': fastpenalty._core.MAX_THREADS,\n"
+    "    'info': fastpenalty.info().get('config_warning', ''),\n"
     "    'warnings': [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]}))\n"
 )
 
@@ -34,7 +35,7 @@ def defaults():
 
 
 def test_no_variables_no_warning(defaults):
-    assert defaults["warnings"] == []
+    assert defaults["warnings"] == [] and defaults["info"] == ""
     assert 1 <= defaults["threads"] <= defaults["max"]
 
 
@@ -75,6 +76,7 @@ def test_isa_name_is_case_and_blank_insensitive(text):
 def test_both_problems_are_reported_in_one_warning():
     got = start(FASTPENALTY_NUM_THREADS="x", FASTPENALTY_ISA="y")
     assert len(got["warnings"]) == 1
+    assert got["info"] and got["info"] in got["warnings"][0]  # info() reports it too
     assert "FASTPENALTY_NUM_THREADS" in got["warnings"][0] and "FASTPENALTY_ISA" in got["warnings"][0]
 
 
