@@ -8,34 +8,11 @@ from _tolerances import BFLOAT16, DTYPE_IDS, FLOAT_DTYPES, assert_elements_close
 
 import fastpenalty
 from fastpenalty import reference
+from _cases import contract
 
 FACTOR_CASES = [(0.013, 0.0), (0.0, 0.021), (0.013, 0.021), (3.5, 1.25), (1e-3, 1e-7), (0.3, 7e5)]
 # Factors outside float32's safe range: the double path.
 EXTREME_FACTORS = [(0.0, 2e38), (0.0, 1e-46), (1e-40, 1e-3), (0.5, 2e30), (2e30, 0.0), (1e-39, 0.0)]
-
-
-def fits_float(f):
-    return f == 0.0 or 2.0**-126 <= f <= 2.0**100
-
-
-def contract(w, l1, l2, g=None):
-    """grad(w), or g + grad(w), as penalty_math.h defines it, emulated op by op in NumPy."""
-    dtype = w.dtype
-    wide = dtype == np.float64 or not (fits_float(l1) and fits_float(2.0 * l2))
-    k = np.float64 if wide else np.float32
-    x = w.astype(k)
-    sign = np.where(x > 0, k(1), np.where(x < 0, k(-1), np.where(np.isnan(x), x, k(0))))
-    l1k, two_l2k = k(l1), k(2.0 * l2)
-    if l1 and l2:
-        t = l1k * sign + two_l2k * x
-    elif l1:
-        t = l1k * sign
-    else:
-        t = k(0) + two_l2k * x
-    u = t if g is None else g.astype(k) + t
-    if k == np.float64 and dtype != np.float64:
-        u = u.astype(np.float32)
-    return u.astype(dtype)
 
 
 def wide_weights(rng, n, dtype):
