@@ -10,9 +10,11 @@
  * Numerics: float64 accumulates in float64; other dtypes accumulate in float32 within short blocks
  * and in float64 across blocks, in a fixed order, so values do not depend on the thread count. A
  * block whose sums would overflow or underflow is redone in float64 (float64 weights: at a
- * power-of-two scale), so a value is finite wherever its exact value is. Gradients are computed in
- * float64 and rounded once to float32 (then to fp16/bf16): see common/penalty_math.h in the
- * sources. A factor equal to 0 switches its term off. Factors must be finite and >= 0.
+ * power-of-two scale), so a value is finite wherever its exact value is. Gradients follow a fixed
+ * rounding contract, the same bits on every CPU kernel: float32 arithmetic for non-float64 weights
+ * when l1 and 2*l2 lie in [2^-126, 2^100] (or are 0), float64 otherwise, so no factor overflows
+ * or flushes (common/penalty_math.h in the sources spells out every operation). A factor equal to
+ * 0 switches its term off. Factors must be finite and >= 0.
  *
  * Threads: every function may be called from any thread at any time. Calls that run at the same
  * time share the library's worker pool: one of them uses it and the others run on their own
@@ -93,9 +95,10 @@ FP_API fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* 
                                     const int32_t* dtypes, const double* l1s, const double* l2s,
                                     int64_t n_factors, double* out);
 
-/* The two sums of every tensor in one read: out_abs[t] = sum |ws[t]_i| and out_sq[t] = sum ws[t]_i^2,
- * accumulated exactly as the values are (so combine_sums(l1, l2) of them is fp_value_many's term
- * for tensor t up to the rounding of the combination). inf where a sum exceeds double's range. */
+/* The two sums of every tensor in one read: out_abs[t] = sum |ws[t]_i| and out_sq[t] = sum ws[t]_i^2
+ * (count entries each), accumulated exactly as the values are, so l1 * out_abs[t] + l2 * out_sq[t]
+ * is tensor t's term of fp_value_many. inf where a sum exceeds double's range (float64 weights
+ * beyond ~1e154). Errors as for fp_value_many; nothing is written before the checks pass. */
 FP_API fp_status fp_sums_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
                               double* out_abs, double* out_sq);
 
