@@ -1,8 +1,8 @@
 # The C ABI as a CMake package, installed inside the Python package so that a wheel is also a C++
 # SDK:
 #
-#   <platlib>/fastpenalty/libfastpenalty.so                     (installed by the top level)
-#   <platlib>/fastpenalty/include/fastpenalty/fastpenalty.h
+#   <platlib>/fastpenalty/libfastpenalty.so.1                   (soname: the ABI version)
+#   <platlib>/fastpenalty/include/fastpenalty/fastpenalty.h       (+ fastpenalty_experimental.h)
 #   <platlib>/fastpenalty/cmake/fastpenaltyConfig.cmake          (+ ConfigVersion, Targets)
 #
 # `python -m fastpenalty --cmake-dir` prints the last directory. The build tree gets a config of
@@ -29,16 +29,35 @@ string(REGEX REPLACE "^#define FP_ABI_VERSION ([0-9]+).*" "\\1" FASTPENALTY_ABI_
 if(NOT FASTPENALTY_VERSION OR NOT FASTPENALTY_ABI_VERSION)
   message(FATAL_ERROR "fastpenalty: could not read the package version or FP_ABI_VERSION")
 endif()
+# The header's FP_VERSION_MAJOR/MINOR/PATCH must name the package version (pyproject.toml is the
+# source; the header repeats it for compile-time checks), and the library reports it (fp_version()).
+set(_fp_header_version "")
+foreach(_part MAJOR MINOR PATCH)
+  file(STRINGS "${PROJECT_SOURCE_DIR}/csrc/include/fastpenalty/fastpenalty.h" _fp_line
+       REGEX "^#define FP_VERSION_${_part} [0-9]+")
+  string(REGEX REPLACE "^#define FP_VERSION_${_part} ([0-9]+).*" "\\1" _fp_number "${_fp_line}")
+  list(APPEND _fp_header_version "${_fp_number}")
+endforeach()
+string(REPLACE ";" "." _fp_header_version "${_fp_header_version}")
+if(NOT _fp_header_version STREQUAL FASTPENALTY_VERSION)
+  message(FATAL_ERROR "fastpenalty: fastpenalty.h says version ${_fp_header_version}, the package is "
+                      "${FASTPENALTY_VERSION}: update FP_VERSION_MAJOR/MINOR/PATCH")
+endif()
+target_compile_definitions(fastpenalty PRIVATE FASTPENALTY_VERSION_STRING="${FASTPENALTY_VERSION}")
+# The soname carries the ABI version (libfastpenalty.so.1). No namelink is installed: a wheel would
+# turn it into a second copy of the library, and consumers link through the CMake targets.
+set_target_properties(fastpenalty PROPERTIES SOVERSION ${FASTPENALTY_ABI_VERSION})
 
 # Consumers that add this source tree with add_subdirectory() use the same name as installed ones.
 add_library(fastpenalty::fastpenalty ALIAS fastpenalty)
 target_include_directories(fastpenalty INTERFACE $<INSTALL_INTERFACE:${FASTPENALTY_INSTALL_INCLUDEDIR}>)
 
 install(FILES "${PROJECT_SOURCE_DIR}/csrc/include/fastpenalty/fastpenalty.h"
+              "${PROJECT_SOURCE_DIR}/csrc/include/fastpenalty/fastpenalty_experimental.h"
         DESTINATION ${FASTPENALTY_INSTALL_INCLUDEDIR}/fastpenalty)
 # The library file itself is installed by the top level; this rule adds it to the export set.
 install(TARGETS fastpenalty EXPORT fastpenaltyTargets
-        LIBRARY DESTINATION ${FASTPENALTY_INSTALL_PKGDIR}
+        LIBRARY DESTINATION ${FASTPENALTY_INSTALL_PKGDIR} NAMELINK_SKIP
         RUNTIME DESTINATION ${FASTPENALTY_INSTALL_PKGDIR}
         ARCHIVE DESTINATION ${FASTPENALTY_INSTALL_PKGDIR})
 install(EXPORT fastpenaltyTargets NAMESPACE fastpenalty:: FILE fastpenaltyTargets.cmake

@@ -18,10 +18,11 @@ DTYPE_IDS = {FLOAT32: "float32", FLOAT64: "float64", FLOAT16: "float16", BFLOAT1
 # allow twice that because a value adds two such sums.
 VALUE_RTOL = {FLOAT32: 2e-6, FLOAT16: 2e-6, BFLOAT16: 2e-6, FLOAT64: 1e-12}
 
-# Elementwise results (grad, g += grad) are computed in at least fp32: the factors rounded to the
-# compute precision, a fused multiply-add, an add into g, one rounding to the storage dtype; the
-# oracle rounds once from fp64. Allow three units in the last place relative to the size of the
-# terms, plus one subnormal step.
+# Elementwise results (grad, g += grad) follow csrc/common/penalty_math.h: float32 arithmetic
+# (factors rounded to float32, mul, add, add into g) unless a factor is outside float32's safe
+# range, then double like the oracle. test_core_elementwise_bits checks the exact bits; these
+# bounds (three units in the last place relative to the size of the terms, plus one subnormal
+# step) are for comparisons against the float64 oracle.
 ELEMENT_RTOL = {dt: 3.0 * float(ml_dtypes.finfo(dt).eps) for dt in FLOAT_DTYPES}
 ELEMENT_ATOL = {dt: float(ml_dtypes.finfo(dt).smallest_subnormal) for dt in FLOAT_DTYPES}
 

@@ -70,6 +70,7 @@ def test_consumer_matches_reference(consumer, tmp_path, weights, dtype):
 
     assert facts["config_version"] == fastpenalty.__version__
     assert facts["abi"].split() == [str(_core.ABI_VERSION)] * 3
+    assert facts["version"].split() == [fastpenalty.__version__] * 2
     assert facts["isa"] in fastpenalty.available_isas()
     # The optional `cuda` component is found exactly when the installation carries its targets.
     cuda_targets = os.path.join(_cmake.cmake_dir(), "fastpenaltyCudaTargets.cmake")
@@ -84,6 +85,13 @@ def test_consumer_matches_reference(consumer, tmp_path, weights, dtype):
     assert_elements_close(g, reference.grad(w, l1, l2), dtype)
     assert facts["accumulate_matches_grad"] == "1"
 
+    half = n // 2
+    sums = [float(x) for x in facts["sums_many"].split()]
+    for got, part in ((sums[:2], w[:half]), (sums[2:], w[half:])):
+        assert abs(got[0] - reference.l1(part, 1.0)) <= rtol * reference.l1(part, 1.0)
+        assert abs(got[1] - reference.l2(part, 1.0)) <= rtol * reference.l2(part, 1.0)
+
     assert int(facts["bad_factor_status"]) == 1  # FP_ERR_INVALID_ARGUMENT
     assert "l1" in facts["bad_factor_message"]
+    assert facts["bad_factor_status_string"] == "invalid argument"
 

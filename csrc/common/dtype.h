@@ -1,5 +1,7 @@
-// Helpers for the dtype codes of the C ABI (fp_dtype), shared by the CPU and CUDA kernels, and bit-exact
-// fp16/bf16 <-> fp32 conversions (round to nearest even) usable on host and device.
+// The one C++ definition of the dtype facts (code -> size, name; the result-dtype rule), shared by
+// the CPU and CUDA code and exported through the C ABI (fp_dtype_itemsize, fp_dtype_name,
+// fp_result_dtype), from which Python's fastpenalty._dtypes is built. Also bit-exact fp16/bf16 <->
+// fp32 conversions (round to nearest even) usable on host and device.
 #pragma once
 #include <stdint.h>
 #include <string.h>
@@ -18,7 +20,48 @@
 #define FP_FN static FP_HD
 
 
-FP_FN int fp_dtype_size(int32_t code) { return code == FP_FLOAT64 ? 8 : (code == FP_FLOAT32 ? 4 : 2); }
+FP_FN bool fp_dtype_known(int32_t code) { return code >= 0 && code < FP_DTYPE_COUNT; }
+
+// Bytes per element; 0 for an unknown code (callers check fp_dtype_known first).
+FP_FN int fp_dtype_size(int32_t code) {
+  switch (code) {
+    case FP_FLOAT32:
+      return 4;
+    case FP_FLOAT64:
+      return 8;
+    case FP_FLOAT16:
+    case FP_BFLOAT16:
+      return 2;
+    default:
+      return 0;
+  }
+}
+
+FP_FN const char* fp_dtype_name_of(int32_t code) {
+  switch (code) {
+    case FP_FLOAT32:
+      return "float32";
+    case FP_FLOAT64:
+      return "float64";
+    case FP_FLOAT16:
+      return "float16";
+    case FP_BFLOAT16:
+      return "bfloat16";
+    default:
+      return nullptr;
+  }
+}
+
+// The contract's result dtype: float64 only when every input is float64, else float32; -1 for an
+// unknown code.
+FP_FN int32_t fp_result_dtype_of(int64_t count, const int32_t* codes) {
+  bool all_fp64 = count > 0;
+  for (int64_t i = 0; i < count; ++i) {
+    if (!fp_dtype_known(codes[i])) return -1;
+    all_fp64 = all_fp64 && codes[i] == FP_FLOAT64;
+  }
+  return all_fp64 ? FP_FLOAT64 : FP_FLOAT32;
+}
 
 FP_FN uint32_t fp_f32_bits(float f) {
   uint32_t u;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "cpu/config.h"
 #include "cpu/kernels.h"
 
 #if FASTPENALTY_X86_KERNELS
@@ -24,6 +25,7 @@ uint64_t read_xcr0() {
 struct CpuFeatures {
   bool avx2 = false;
   bool avx512 = false;
+  bool avx512_bf16 = false;
 };
 
 CpuFeatures detect() {
@@ -40,6 +42,7 @@ CpuFeatures detect() {
   const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));
   f.avx2 = ymm_state && avx2 && fma && f16c;
   f.avx512 = f.avx2 && zmm_state && avx512;
+  if (f.avx512 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = a & (1u << 5);
   return f;
 }
 #endif
@@ -63,10 +66,7 @@ std::once_flag g_init;
 
 void init_from_cpu_and_env() {
   Isa isa = best_supported_isa();
-  if (const char* env = std::getenv("FASTPENALTY_ISA"); env && *env) {
-    Isa cap;
-    if (isa_from_name(env, &cap) && int(cap) < int(isa)) isa = cap;
-  }
+  if (const EnvConfig& env = env_config(); env.has_isa_cap && int(env.isa_cap) < int(isa)) isa = env.isa_cap;
   g_isa.store(int(isa));
   g_table.store(&table_for(isa));
 }
@@ -80,6 +80,15 @@ Isa best_supported_isa() {
   if (f.avx2) return Isa::avx2;
 #endif
   return Isa::scalar;
+}
+
+bool cpu_has_avx512_bf16() {
+#if FASTPENALTY_X86_KERNELS
+  static const CpuFeatures f = detect();
+  return f.avx512_bf16;
+#else
+  return false;
+#endif
 }
 
 bool isa_supported(Isa isa) { return int(isa) <= int(best_supported_isa()); }

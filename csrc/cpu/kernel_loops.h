@@ -1,34 +1,52 @@
 // The chunk loops, written once over a vector-traits type V and instantiated by each ISA's file
 // with its own traits (so each instantiation is compiled with that ISA's flags). V provides:
-//   S (storage element), R (register), W (lanes), load/load_part/store/store_part (part: the
+//   S (storage element), kDtype (its fp_dtype code), R (register), W (lanes), load/load_part/store/store_part (part: the
 //   first n < W lanes, zero-filled on load), zero/set1/add/mul/fma(a,b,c)=a*b+c/abs,
-//   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double.
+//   scaled_sign(x, s) = s*sign(x) with sign(0)=0 and NaN kept, hsum(R) -> double;
+//   C (compute type), grad_term<L1, L2>(x, l1, two_l2) (fp_grad_term of penalty_math.h);
+//   D (the same for double lanes, with C = double), DW (D registers per R), to_d(R, k) (the k-th
+//   part of R widened to double, exact) and from_d(const D::R*) (rounded to the compute type, to
+//   nearest even). The sums stay in the compute type.
 // Traits types live in anonymous namespaces, which gives every instantiation internal linkage.
 #pragma once
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
+
+#include "common/penalty_math.h"
 
 #include "cpu/kernels.h"
 
 namespace fp::cpu::loops {
 
 // fp32 lane sums are handed over to double every block, so no fp32 lane ever sums more than 32
-// terms: the value loop keeps 2 accumulators per sum (blocks of 64 vectors), the fused loop 1
+// terms: the value loop keeps 4 accumulators per sum (blocks of 128 vectors), the fused loop 1
 // (blocks of 32 vectors). Error on constant data stays below 3e-7 on every ISA.
 template <class V>
-constexpr int64_t kValueBlock = 64 * V::W;
+constexpr int64_t kValueBlock = 128 * V::W;
 template <class V>
 constexpr int64_t kFusedBlock = 32 * V::W;
 
 template <int64_t kBlock, class Body>
 static ChunkSums in_blocks(int64_t n, Body&& body) {
   ChunkSums total;
-  for (int64_t i = 0; i < n; i += kBlock) {
-    const ChunkSums s = body(i, n - i < kBlock ? n - i : kBlock);
-    total.abs += s.abs;
-    total.sq += s.sq;
-  }
+  for (int64_t i = 0; i < n; i += kBlock) add_sums(total, body(i, n - i < kBlock ? n - i : kBlock));
   return total;
+}
+
+// A block's sums from the fast loop, or redone exactly where they overflowed or underflowed (a
+// branch per block of hundreds of elements: free in the common case).
+template <class V>
+static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
+  return block_sums_ok<typename V::C>(fast) ? fast : exact_block_sums(w, n, V::kDtype);
+}
+
+// Keeps a loaded vector in a register: without this GCC folds the load into both the abs and the
+// multiply-add, loading every cache line twice (measured: value at 0.80 of the read probe).
+template <class R>
+static inline void in_register(R& x) {
+  if constexpr (!std::is_class_v<R>) asm("" : "+v"(x));
 }
 
 template <class V>
@@ -36,21 +54,25 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
-  R a0 = V::zero(), a1 = V::zero(), q0 = V::zero(), q1 = V::zero();
+  R a[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  R q[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
   int64_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    R x = V::load(w + i), y = V::load(w + i + W);
-    a0 = V::add(a0, V::abs(x));
-    q0 = V::fma(x, x, q0);
-    a1 = V::add(a1, V::abs(y));
-    q1 = V::fma(y, y, q1);
+  for (; i + 4 * W <= n; i += 4 * W) {
+    for (int k = 0; k < 4; ++k) {
+      R x = V::load(w + i + k * W);
+      in_register(x);
+      a[k] = V::add(a[k], V::abs(x));
+      q[k] = V::fma(x, x, q[k]);
+    }
   }
-  for (; i < n; i += W) {
-    R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
-    a0 = V::add(a0, V::abs(x));
-    q0 = V::fma(x, x, q0);
+  for (int k = 0; i < n; i += W, ++k) {  // at most 3 more whole or partial vectors
+    const R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
+    a[k] = V::add(a[k], V::abs(x));
+    q[k] = V::fma(x, x, q[k]);
   }
-  return {V::hsum(V::add(a0, a1)), V::hsum(V::add(q0, q1))};
+  const R sa = V::add(V::add(a[0], a[1]), V::add(a[2], a[3]));
+  const R sq = V::add(V::add(q[0], q[1]), V::add(q[2], q[3]));
+  return checked_sums<V>({V::hsum(sa), V::hsum(sq)}, wp, n);
 }
 
 template <class V>
@@ -59,65 +81,107 @@ static ChunkSums value_chunk(const void* wp, int64_t n) {
   return in_blocks<kValueBlock<V>>(n, [&](int64_t i, int64_t m) { return value_block<V>(w + i, m); });
 }
 
-template <class V, bool L1, bool L2>
-static typename V::R grad_term(typename V::R x, typename V::R l1, typename V::R two_l2) {
-  if (L1 && L2) return V::fma(two_l2, x, V::scaled_sign(x, l1));
-  if (L1) return V::scaled_sign(x, l1);
-  return V::mul(two_l2, x);
+// The gradient term for the SIMD traits: the operation sequence of fp_grad_term
+// (common/penalty_math.h), which the scalar traits call lane by lane.
+template <class P, bool L1, bool L2>
+static typename P::R simd_grad_term(typename P::R x, typename P::R l1, typename P::R two_l2) {
+  if (L1 && L2) return P::add(P::scaled_sign(x, l1), P::mul(two_l2, x));
+  if (L1) return P::scaled_sign(x, l1);
+  return P::add(P::zero(), P::mul(two_l2, x));  // + 0 turns -0 into +0, as the reference does
+}
+
+// The factors as registers of the precision the gradient is computed in (penalty_math.h): V's
+// compute type, or double lanes (V::D) when WIDE.
+template <class V, bool WIDE>
+struct Factors {
+  using P = std::conditional_t<WIDE, typename V::D, V>;
+  using C = typename P::C;
+  typename P::R l1, two_l2;
+  Factors(double l1d, double l2d) : l1(P::set1(C(l1d))), two_l2(P::set1(C(2.0 * l2d))) {}
+};
+
+// grad(w) for one register of w, added to g when ACCUMULATE, rounded to the compute type (the
+// store rounds 16-bit types from there). WIDE: computed in double lanes and rounded once.
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
+static typename V::R fused_term(typename V::R x, typename V::R g, const Factors<V, WIDE>& f) {
+  if constexpr (WIDE) {
+    using D = typename V::D;
+    typename D::R out[V::DW];
+    for (int k = 0; k < V::DW; ++k) {
+      const typename D::R t = D::template grad_term<L1, L2>(V::to_d(x, k), f.l1, f.two_l2);
+      out[k] = ACCUMULATE ? D::add(V::to_d(g, k), t) : t;
+    }
+    return V::from_d(out);
+  } else {
+    const typename V::R t = V::template grad_term<L1, L2>(x, f.l1, f.two_l2);
+    return ACCUMULATE ? V::add(g, t) : t;
+  }
 }
 
 // One pass: reads w and g, writes g (+)= grad(w), and sums |w| and w^2 on the way.
-template <class V, bool L1, bool L2, bool ACCUMULATE>
-static ChunkSums fused_block(const void* wp, void* gp, int64_t n, double l1d, double l2d) {
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
+static ChunkSums fused_block(const void* wp, void* gp, int64_t n, const Factors<V, WIDE>& f) {
   using R = typename V::R;
-  using C = typename V::C;
   constexpr int W = V::W;
   const auto* w = static_cast<const typename V::S*>(wp);
   auto* g = static_cast<typename V::S*>(gp);
-  const R l1 = V::set1(C(l1d)), two_l2 = V::set1(C(2.0 * l2d));
   R a0 = V::zero(), q0 = V::zero();
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     R x = V::load(w + i);
-    R t = grad_term<V, L1, L2>(x, l1, two_l2);
-    V::store(g + i, ACCUMULATE ? V::add(V::load(g + i), t) : t);
+    R old = ACCUMULATE ? V::load(g + i) : V::zero();
+    V::store(g + i, fused_term<V, L1, L2, ACCUMULATE, WIDE>(x, old, f));
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
   if (i < n) {
     const int m = int(n - i);
     R x = V::load_part(w + i, m);
-    R t = grad_term<V, L1, L2>(x, l1, two_l2);
-    V::store_part(g + i, ACCUMULATE ? V::add(V::load_part(g + i, m), t) : t, m);
+    R old = ACCUMULATE ? V::load_part(g + i, m) : V::zero();
+    V::store_part(g + i, fused_term<V, L1, L2, ACCUMULATE, WIDE>(x, old, f), m);
     a0 = V::add(a0, V::abs(x));
     q0 = V::fma(x, x, q0);
   }
-  return {V::hsum(a0), V::hsum(q0)};
+  return checked_sums<V>({V::hsum(a0), V::hsum(q0)}, wp, n);
 }
 
-template <class V, bool L1, bool L2, bool ACCUMULATE>
+template <class V, bool L1, bool L2, bool ACCUMULATE, bool WIDE>
 static ChunkSums fused_chunk(const void* wp, void* gp, int64_t n, double l1, double l2) {
   const auto* w = static_cast<const typename V::S*>(wp);
   auto* g = static_cast<typename V::S*>(gp);
+  const Factors<V, WIDE> f(l1, l2);
   return in_blocks<kFusedBlock<V>>(
-      n, [&](int64_t i, int64_t m) { return fused_block<V, L1, L2, ACCUMULATE>(w + i, g + i, m, l1, l2); });
+      n, [&](int64_t i, int64_t m) { return fused_block<V, L1, L2, ACCUMULATE, WIDE>(w + i, g + i, m, f); });
+}
+
+template <class V, bool ACCUMULATE, bool WIDE>
+static ChunkSums fused_for_factors(const void* w, void* g, int64_t n, double l1, double l2) {
+  if (l1 != 0.0 && l2 != 0.0) return fused_chunk<V, true, true, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+  if (l1 != 0.0) return fused_chunk<V, true, false, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+  return fused_chunk<V, false, true, ACCUMULATE, WIDE>(w, g, n, l1, l2);
+}
+
+// At least one factor is nonzero. The precision is penalty_math.h's choice: float64 weights in
+// double; others in float32 unless a factor is outside fp_factor_fits_float's range.
+template <class V, bool ACCUMULATE>
+static ChunkSums fused(const void* w, void* g, int64_t n, double l1, double l2) {
+  if constexpr (V::kDtype != FP_FLOAT64) {
+    if (!fp_factors_fit_float(l1, l2)) return fused_for_factors<V, ACCUMULATE, true>(w, g, n, l1, l2);
+  }
+  return fused_for_factors<V, ACCUMULATE, false>(w, g, n, l1, l2);
 }
 
 template <class V>
 static ChunkSums accumulate_chunk(const void* w, void* g, int64_t n, double l1, double l2) {
-  if (l1 != 0.0 && l2 != 0.0) return fused_chunk<V, true, true, true>(w, g, n, l1, l2);
-  if (l1 != 0.0) return fused_chunk<V, true, false, true>(w, g, n, l1, l2);
-  if (l2 != 0.0) return fused_chunk<V, false, true, true>(w, g, n, l1, l2);
-  return value_chunk<V>(w, n);
+  if (l1 == 0.0 && l2 == 0.0) return value_chunk<V>(w, n);
+  return fused<V, true>(w, g, n, l1, l2);
 }
 
 // out = grad(w). With both factors zero the gradient is exactly zero, whatever w holds.
 template <class V>
 static void grad_chunk(const void* w, void* out, int64_t n, double l1, double l2) {
-  if (l1 != 0.0 && l2 != 0.0) fused_chunk<V, true, true, false>(w, out, n, l1, l2);
-  else if (l1 != 0.0) fused_chunk<V, true, false, false>(w, out, n, l1, l2);
-  else if (l2 != 0.0) fused_chunk<V, false, true, false>(w, out, n, l1, l2);
-  else memset(out, 0, size_t(n) * sizeof(typename V::S));
+  if (l1 == 0.0 && l2 == 0.0) memset(out, 0, size_t(n) * sizeof(typename V::S));
+  else fused<V, false>(w, out, n, l1, l2);
 }
 
 template <class V>

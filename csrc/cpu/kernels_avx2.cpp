@@ -16,39 +16,8 @@ static inline __m256i lane_mask64(int n) {
   return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
-// Arithmetic on 8 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
-struct Avx2F32Ops {
-  using C = float;
-  using R = __m256;
-  static constexpr int W = 8;
-  static R zero() { return _mm256_setzero_ps(); }
-  static R set1(C c) { return _mm256_set1_ps(c); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-  static R scaled_sign(R x, R s) {
-    const R nonzero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-    const R signed_s = _mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0f)), s);
-    const R nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_and_ps(signed_s, nonzero), x, nan);
-  }
-  static double hsum(R a) {
-    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
-    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-  }
-};
-
-struct Avx2F32 : Avx2F32Ops {
-  using S = float;
-  static R load(const S* p) { return _mm256_loadu_ps(p); }
-  static R load_part(const S* p, int n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
-  static void store(S* p, R r) { _mm256_storeu_ps(p, r); }
-  static void store_part(S* p, R r, int n) { _mm256_maskstore_ps(p, lane_mask32(n), r); }
-};
-
 struct Avx2F64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
   using S = double;
   using C = double;
   using R = __m256d;
@@ -73,6 +42,55 @@ struct Avx2F64 {
     __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
   }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx2F64, L1, L2>(x, l1, two_l2); }
+  using D = Avx2F64;
+  static constexpr int DW = 1;
+  static R to_d(R x, int) { return x; }
+  static R from_d(const R* d) { return d[0]; }
+};
+
+// Arithmetic on 8 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
+struct Avx2F32Ops {
+  using C = float;
+  using R = __m256;
+  static constexpr int W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(C c) { return _mm256_set1_ps(c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx2F32Ops, L1, L2>(x, l1, two_l2); }
+  using D = Avx2F64;
+  static constexpr int DW = 2;
+  static __m256d to_d(R x, int k) {
+    return _mm256_cvtps_pd(k == 0 ? _mm256_castps256_ps128(x) : _mm256_extractf128_ps(x, 1));
+  }
+  static R from_d(const __m256d* d) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(d[0])), _mm256_cvtpd_ps(d[1]), 1);
+  }
+  static R scaled_sign(R x, R s) {
+    const R nonzero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    const R signed_s = _mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0f)), s);
+    const R nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_and_ps(signed_s, nonzero), x, nan);
+  }
+  static double hsum(R a) {
+    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  }
+};
+
+struct Avx2F32 : Avx2F32Ops {
+  static constexpr int32_t kDtype = FP_FLOAT32;
+  using S = float;
+  static R load(const S* p) { return _mm256_loadu_ps(p); }
+  static R load_part(const S* p, int n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
+  static void store(S* p, R r) { _mm256_storeu_ps(p, r); }
+  static void store_part(S* p, R r, int n) { _mm256_maskstore_ps(p, lane_mask32(n), r); }
 };
 
 // 16-bit storage: 8 elements per 128-bit load, widened to 8 fp32 lanes.
@@ -94,11 +112,13 @@ struct Avx2Half : Avx2F32Ops {
 };
 
 struct Avx2F16 : Avx2Half<Avx2F16> {
+  static constexpr int32_t kDtype = FP_FLOAT16;
   static R widen(__m128i h) { return _mm256_cvtph_ps(h); }
   static __m128i narrow(R r) { return _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 };
 
 struct Avx2BF16 : Avx2Half<Avx2BF16> {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
   static R widen(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
   static __m128i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
     const __m256i x = _mm256_castps_si256(r);

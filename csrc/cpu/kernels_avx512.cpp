@@ -1,102 +1,16 @@
 // AVX-512 (F, BW, VL, DQ) kernels. Compiled with those flags; only reached after CPUID/XCR0 say
-// the CPU and OS support them. Every dtype's tail is a masked load/store.
-#include <immintrin.h>
-
-#include "cpu/kernel_loops.h"
+// the CPU and OS support them. Every dtype's tail is a masked load/store. Where the CPU has
+// AVX512_BF16, bf16 gradients are narrowed with vcvtneps2bf16 (kernels_avx512_bf16.cpp).
+#include "cpu/avx512_traits.h"
 
 namespace fp::cpu {
-namespace {
-
-static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
-static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
-
-// Arithmetic on 16 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
-struct Avx512F32Ops {
-  using C = float;
-  using R = __m512;
-  static constexpr int W = 16;
-  static R zero() { return _mm512_setzero_ps(); }
-  static R set1(C c) { return _mm512_set1_ps(c); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R abs(R a) { return _mm512_abs_ps(a); }
-  static R scaled_sign(R x, R s) {
-    const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    const R signed_s = _mm512_or_ps(_mm512_and_ps(x, _mm512_set1_ps(-0.0f)), s);
-    return _mm512_mask_mov_ps(_mm512_maskz_mov_ps(nonzero, signed_s), nan, x);
-  }
-  static double hsum(R a) {
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
-    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
-  }
-};
-
-struct Avx512F32 : Avx512F32Ops {
-  using S = float;
-  static R load(const S* p) { return _mm512_loadu_ps(p); }
-  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
-  static void store(S* p, R r) { _mm512_storeu_ps(p, r); }
-  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_ps(p, mask16(n), r); }
-};
-
-struct Avx512F64 {
-  using S = double;
-  using C = double;
-  using R = __m512d;
-  static constexpr int W = 8;
-  static R load(const S* p) { return _mm512_loadu_pd(p); }
-  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_pd(mask8(n), p); }
-  static void store(S* p, R r) { _mm512_storeu_pd(p, r); }
-  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_pd(p, mask8(n), r); }
-  static R zero() { return _mm512_setzero_pd(); }
-  static R set1(C c) { return _mm512_set1_pd(c); }
-  static R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-  static R abs(R a) { return _mm512_abs_pd(a); }
-  static R scaled_sign(R x, R s) {
-    const __mmask8 nonzero = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ);
-    const __mmask8 nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q);
-    const R signed_s = _mm512_or_pd(_mm512_and_pd(x, _mm512_set1_pd(-0.0)), s);
-    return _mm512_mask_mov_pd(_mm512_maskz_mov_pd(nonzero, signed_s), nan, x);
-  }
-  static double hsum(R a) { return _mm512_reduce_add_pd(a); }
-};
-
-// 16-bit storage: 16 elements per 256-bit load, widened to 16 fp32 lanes.
-template <class Derived>
-struct Avx512Half : Avx512F32Ops {
-  using S = uint16_t;
-  static R load(const S* p) { return Derived::widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static R load_part(const S* p, int n) { return Derived::widen(_mm256_maskz_loadu_epi16(mask16(n), p)); }
-  static void store(S* p, R r) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Derived::narrow(r)); }
-  static void store_part(S* p, R r, int n) { _mm256_mask_storeu_epi16(p, mask16(n), Derived::narrow(r)); }
-};
-
-struct Avx512F16 : Avx512Half<Avx512F16> {
-  static R widen(__m256i h) { return _mm512_cvtph_ps(h); }
-  static __m256i narrow(R r) { return _mm512_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-};
-
-struct Avx512BF16 : Avx512Half<Avx512BF16> {
-  static R widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
-  static __m256i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
-    const __m512i x = _mm512_castps_si512(r);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    const __m512i rounded = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    const __mmask16 nan = _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
-    const __m512i bits = _mm512_mask_or_epi32(rounded, nan, x, _mm512_set1_epi32(0x00400000));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16));
-  }
-};
-
-}  // namespace
 
 const KernelTable& kernel_table_avx512() {
-  static const KernelTable table = loops::make_table<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>("avx512");
+  static const KernelTable table = [] {
+    KernelTable t = loops::make_table<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>("avx512");
+    if (cpu_has_avx512_bf16()) use_native_bf16_narrowing(t);
+    return t;
+  }();
   return table;
 }
 

@@ -9,38 +9,80 @@ namespace fp::cpu {
 namespace {
 
 struct ConvF32 {
+  static constexpr int32_t kDtype = FP_FLOAT32;
   using S = float;
   using C = float;
   static C to(S s) { return s; }
   static S from(C c) { return c; }
 };
 struct ConvF64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
   using S = double;
   using C = double;
   static C to(S s) { return s; }
   static S from(C c) { return c; }
 };
 struct ConvF16 {
+  static constexpr int32_t kDtype = FP_FLOAT16;
   using S = uint16_t;
   using C = float;
   static C to(S s) { return fp_f16_to_f32(s); }
   static S from(C c) { return fp_f32_to_f16(c); }
 };
 struct ConvBF16 {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
   using S = uint16_t;
   using C = float;
   static C to(S s) { return fp_bf16_to_f32(s); }
   static S from(C c) { return fp_f32_to_bf16(c); }
 };
 
+constexpr int kLanes = 8;
+
+// Eight double lanes: the gradient of every dtype is computed here, one fp_grad_term per lane.
+struct DoubleLanes {
+  using C = double;
+  struct R {
+    double v[kLanes];
+  };
+  static R set1(double c) {
+    R r;
+    for (int k = 0; k < kLanes; ++k) r.v[k] = c;
+    return r;
+  }
+  static R zero() { return set1(0.0); }
+  static R add(R a, R b) {
+    for (int k = 0; k < kLanes; ++k) a.v[k] += b.v[k];
+    return a;
+  }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    for (int k = 0; k < kLanes; ++k) x.v[k] = fp_grad_term<L1, L2>(x.v[k], l1.v[k], two_l2.v[k]);
+    return x;
+  }
+};
+
 template <class Conv>
 struct ScalarTraits {
   using S = typename Conv::S;
+  static constexpr int32_t kDtype = Conv::kDtype;
   using C = typename Conv::C;
-  static constexpr int W = 8;
+  static constexpr int W = kLanes;
   struct R {
     C v[W];
   };
+  using D = DoubleLanes;
+  static constexpr int DW = 1;
+  static D::R to_d(R x, int) {
+    D::R d;
+    for (int k = 0; k < W; ++k) d.v[k] = double(x.v[k]);
+    return d;
+  }
+  static R from_d(const D::R* d) {
+    R r;
+    for (int k = 0; k < W; ++k) r.v[k] = C(d[0].v[k]);
+    return r;
+  }
 
   static R load(const S* p) {
     R r;
@@ -80,8 +122,9 @@ struct ScalarTraits {
     for (int k = 0; k < W; ++k) a.v[k] = std::abs(a.v[k]);
     return a;
   }
-  static R scaled_sign(R x, R s) {
-    for (int k = 0; k < W; ++k) x.v[k] = fp_scaled_sign(x.v[k], s.v[k]);
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    for (int k = 0; k < W; ++k) x.v[k] = fp_grad_term<L1, L2>(x.v[k], l1.v[k], two_l2.v[k]);
     return x;
   }
   static double hsum(R a) {

@@ -8,9 +8,10 @@
 #include <vector>
 
 #include "common/penalty_math.h"
+#include "cpu/config.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
-#include "fastpenalty/fastpenalty.h"
+#include "fastpenalty/fastpenalty_experimental.h"
 
 namespace fp::cpu {
 namespace {
@@ -25,7 +26,7 @@ fp_status fail(fp_status status, std::string message) {
 // Below this many elements waking the workers costs more than it saves.
 constexpr int64_t kParallelMinElements = int64_t(1) << 17;
 
-enum class Mode { value, accumulate, grad, probe_add, probe_sum };
+enum class Mode { value, sums, accumulate, grad, probe_add, probe_sum };
 
 struct Call {
   Mode mode;
@@ -55,6 +56,7 @@ void run_chunk(const Call& c, int64_t t, int64_t chunk) {
   const KernelTable& k = *c.kernels;
   switch (c.mode) {
     case Mode::value:
+    case Mode::sums:
       c.partials[chunk] = k.value[dt](w, len);
       break;
     case Mode::accumulate:
@@ -132,11 +134,12 @@ fp_status check(const Call& c, bool needs_g) {
         return fail(FP_ERR_INVALID_ARGUMENT, "l2 must be finite and >= 0, got " + std::to_string(c.l2s[i]));
     }
   }
-  const int max_dtype = (c.mode == Mode::probe_add || c.mode == Mode::probe_sum) ? FP_FLOAT64 : FP_BFLOAT16;
+  const bool probe = c.mode == Mode::probe_add || c.mode == Mode::probe_sum;
   for (int64_t t = 0; t < c.count; ++t) {
     const std::string which = "tensor " + std::to_string(t) + ": ";
-    if (c.dtypes[t] < 0 || c.dtypes[t] > max_dtype)
-      return fail(FP_ERR_UNSUPPORTED_DTYPE, which + "unsupported dtype code " + std::to_string(c.dtypes[t]));
+    const int32_t dt = c.dtypes[t];
+    if (!fp_dtype_known(dt) || (probe && dt != FP_FLOAT32 && dt != FP_FLOAT64))
+      return fail(FP_ERR_UNSUPPORTED_DTYPE, which + "unsupported dtype code " + std::to_string(dt));
     if (c.ns[t] < 0) return fail(FP_ERR_INVALID_ARGUMENT, which + "negative element count");
     if (c.ns[t] == 0) continue;
     if (!c.ws[t]) return fail(FP_ERR_INVALID_ARGUMENT, which + "null weight pointer");
@@ -145,7 +148,9 @@ fp_status check(const Call& c, bool needs_g) {
   return needs_g ? check_write_overlap(c) : FP_OK;
 }
 
-fp_status execute(Call& c, double* out) {
+// out: the total value (value, accumulate, probe_sum modes); out_abs/out_sq: the two sums of every
+// tensor (sums mode). Nothing is written before the checks pass.
+fp_status run_call(Call& c, double* out, double* out_abs, double* out_sq) {
   const bool needs_g = c.mode == Mode::accumulate || c.mode == Mode::grad || c.mode == Mode::probe_add;
   if (fp_status s = check(c, needs_g); s != FP_OK) return s;
   if (out) *out = 0.0;
@@ -173,18 +178,34 @@ fp_status execute(Call& c, double* out) {
   const int parts = elements < kParallelMinElements ? 1 : int(std::min<int64_t>(pool_num_threads(), chunks));
   pool_run(parts, run_part, &c);
 
-  if (!out) return FP_OK;
+  if (!out && !out_abs) return FP_OK;
   double total = 0.0;
   for (int64_t t = 0; t < c.count; ++t) {
     ChunkSums s;
-    for (int64_t k = c.first_chunk[t]; k < c.first_chunk[t + 1]; ++k) {
-      s.abs += c.partials[k].abs;
-      s.sq += c.partials[k].sq;
+    for (int64_t k = c.first_chunk[t]; k < c.first_chunk[t + 1]; ++k) add_sums(s, c.partials[k]);
+    if (c.mode == Mode::sums) {
+      out_abs[t] = combine_sums(s, 1.0, 0.0);
+      out_sq[t] = combine_sums(s, 0.0, 1.0);
+    } else {
+      total += (c.mode == Mode::probe_sum) ? s.abs : combine_sums(s, c.l1(t), c.l2(t));
     }
-    total += (c.mode == Mode::probe_sum) ? s.abs : fp_combine(s.abs, s.sq, c.l1(t), c.l2(t));
   }
-  *out = total;
+  if (out) *out = total;
   return FP_OK;
+}
+
+// No exception leaves the C ABI: allocation failures anywhere (the overlap sweep's range list, the
+// chunk table) become FP_ERR_OUT_OF_MEMORY. The messages fit std::string's inline buffer.
+fp_status execute(Call& c, double* out, double* out_abs = nullptr, double* out_sq = nullptr) noexcept {
+  try {
+    return run_call(c, out, out_abs, out_sq);
+  } catch (const std::bad_alloc&) {
+    g_error = "out of memory";
+    return FP_ERR_OUT_OF_MEMORY;
+  } catch (...) {
+    g_error = "internal error";
+    return FP_ERR_INTERNAL;
+  }
 }
 
 Call make_call(Mode mode, int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
@@ -200,8 +221,6 @@ using fp::cpu::Mode;
 
 extern "C" {
 
-int fp_abi_version(void) { return FP_ABI_VERSION; }
-
 const char* fp_last_error(void) { return fp::cpu::g_error.c_str(); }
 
 fp_status fp_value_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
@@ -209,6 +228,13 @@ fp_status fp_value_many(int64_t count, const void* const* ws, const int64_t* ns,
   if (!out) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "out must not be null");
   Call c = fp::cpu::make_call(Mode::value, count, ws, nullptr, ns, dtypes, l1s, l2s, n_factors);
   return fp::cpu::execute(c, out);
+}
+
+fp_status fp_sums_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
+                       double* out_abs, double* out_sq) {
+  if (count > 0 && (!out_abs || !out_sq)) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "out_abs and out_sq must not be null");
+  Call c = fp::cpu::make_call(Mode::sums, count, ws, nullptr, ns, dtypes, nullptr, nullptr, 0);
+  return fp::cpu::execute(c, nullptr, out_abs, out_sq);
 }
 
 fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* const* gs, const int64_t* ns,
@@ -249,7 +275,10 @@ fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out) {
 }
 
 fp_status fp_set_num_threads(int n) {
-  if (n < 1) return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT, "number of threads must be >= 1");
+  if (n < 1 || n > FP_MAX_THREADS)
+    return fp::cpu::fail(FP_ERR_INVALID_ARGUMENT,
+                         "number of threads must be in [1, " + std::to_string(FP_MAX_THREADS) + "], got " +
+                             std::to_string(n));
   fp::cpu::pool_set_num_threads(n);
   return FP_OK;
 }
@@ -267,6 +296,8 @@ fp_status fp_set_isa(const char* name) {
   fp::cpu::set_active_isa(isa);
   return FP_OK;
 }
+
+const char* fp_config_warning(void) { return fp::cpu::env_config().warning.c_str(); }
 
 const char* fp_get_isa(void) { return fp::cpu::isa_name(fp::cpu::active_isa()); }
 

@@ -1,29 +1,32 @@
 #include "cpu/thread_pool.h"
 
+#include <algorithm>
+
 #include <pthread.h>
 #include <sched.h>
 
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "cpu/config.h"
+#include "fastpenalty/fastpenalty.h"
 
 namespace fp::cpu {
 namespace {
 
 int default_threads() {
-  if (const char* env = std::getenv("FASTPENALTY_NUM_THREADS"); env && *env) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
+  if (const int n = env_config().num_threads; n >= 1) return n;
+  int cores = int(std::thread::hardware_concurrency());
 #ifdef CPU_COUNT
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
 #endif
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc ? int(hc) : 1;
+  return std::clamp(cores, 1, int(FP_MAX_THREADS));
 }
 
 class Pool {
@@ -44,8 +47,14 @@ class Pool {
       for (int p = 0; p < parts; ++p) fn(ctx, p, parts);
       return;
     }
-    if (parts > threads_) parts = threads_;
     start_workers();
+    // Workers that could not be started (thread creation failed) simply leave fewer parts.
+    const int available = int(workers_.size()) + 1;
+    if (parts > available) parts = available;
+    if (parts <= 1) {
+      fn(ctx, 0, 1);
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(m_);
       fn_ = fn;
@@ -63,11 +72,19 @@ class Pool {
 
  private:
   // Called with run_mutex_ held, so generation_ cannot move until the new workers have recorded it.
+  // A thread that cannot be created (EAGAIN under RLIMIT_NPROC, out of memory) ends the attempt:
+  // the pool runs on the workers it has, and on the caller alone if it has none. It does not retry
+  // until the thread count is set again, so a failing clone() is not paid on every call.
   void start_workers() {
-    if (!workers_.empty()) return;
+    if (started_) return;
+    started_ = true;
     stop_ = false;
     const uint64_t gen = generation_;
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
+    try {
+      workers_.reserve(size_t(threads_ - 1));
+      for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
+    } catch (const std::exception&) {  // std::system_error or std::bad_alloc
+    }
   }
 
   void stop_workers() {
@@ -78,6 +95,7 @@ class Pool {
     start_cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    started_ = false;
   }
 
   void worker_loop(int index, uint64_t seen) {
@@ -111,6 +129,7 @@ class Pool {
   int parts_ = 0;
   int pending_ = 0;
   bool stop_ = false;
+  bool started_ = false;  // start_workers() ran since the last thread-count change
   std::vector<std::thread> workers_;
 };
 

@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "fastpenalty/fastpenalty.h"
+#include "fastpenalty/fastpenalty_experimental.h"
+#include "numpy_fast_path.h"
 
 namespace py = pybind11;
 
@@ -67,12 +68,29 @@ void check_lengths(const ManyArgs& a, bool with_g) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastpenalty compiled core: fused penalty kernels over raw buffers";
-  m.attr("CHUNK") = FP_CHUNK;
+  m.attr("CHUNK") = FP_CHUNK;  // experimental
   m.attr("ABI_VERSION") = fp_abi_version();
+  m.attr("VERSION") = std::string(fp_version());
+  m.attr("HEADER_VERSION") = py::make_tuple(FP_VERSION_MAJOR, FP_VERSION_MINOR, FP_VERSION_PATCH);
   m.attr("FLOAT32") = int(FP_FLOAT32);
   m.attr("FLOAT64") = int(FP_FLOAT64);
   m.attr("FLOAT16") = int(FP_FLOAT16);
   m.attr("BFLOAT16") = int(FP_BFLOAT16);
+  // The dtype table of the C ABI, from which fastpenalty._dtypes is built: (code, name, itemsize).
+  py::list dtypes;
+  for (int32_t code = 0; code < FP_DTYPE_COUNT; ++code)
+    dtypes.append(py::make_tuple(code, std::string(fp_dtype_name(code)), fp_dtype_itemsize(code)));
+  m.attr("DTYPES") = py::tuple(dtypes);
+  m.def(
+      "result_dtype",
+      [](const std::vector<int32_t>& codes) {
+        const int32_t r = fp_result_dtype(int64_t(codes.size()), codes.data());
+        if (r < 0) throw py::type_error("unknown dtype code in " + py::repr(py::cast(codes)).cast<std::string>());
+        return r;
+      },
+      py::arg("codes"), "FLOAT64 when every code is FLOAT64 (and there is one), else FLOAT32.");
+  m.def("status_string", [](int status) { return std::string(fp_status_string(fp_status(status))); },
+        py::arg("status"));
 
   m.def(
       "value",
@@ -117,6 +135,21 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("w_ptrs"), py::arg("ns"), py::arg("dtypes"), py::arg("l1s"), py::arg("l2s"));
+
+  m.def(
+      "sums_many",
+      [](const std::vector<uintptr_t>& ws, std::vector<int64_t> ns, std::vector<int32_t> dtypes) {
+        ManyArgs a{as_pointers<const void>(ws), {}, std::move(ns), std::move(dtypes), {1.0}, {0.0}};
+        check_lengths(a, false);
+        std::vector<double> abs_sums(a.ws.size()), sq_sums(a.ws.size());
+        call_without_gil([&] {
+          return fp_sums_many(int64_t(a.ws.size()), a.ws.data(), a.ns.data(), a.dtypes.data(), abs_sums.data(),
+                              sq_sums.data());
+        });
+        return py::make_tuple(abs_sums, sq_sums);
+      },
+      py::arg("w_ptrs"), py::arg("ns"), py::arg("dtypes"),
+      "Per tensor: (list of sum |w|, list of sum w^2), in one read of every tensor.");
 
   m.def(
       "accumulate_many",
@@ -166,6 +199,19 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("w_ptr"), py::arg("n"), py::arg("dtype"));
 
+  m.attr("MAX_THREADS") = FP_MAX_THREADS;
+  if (const std::string warning = fp_config_warning(); !warning.empty()) {
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, ("fastpenalty: " + warning).c_str(), 1) != 0) throw py::error_already_set();
+  }
+  m.def("config_warning", [] { return std::string(fp_config_warning()); });
+  m.def("register_numpy_types", &fp_numpy::register_types, py::arg("ndarray"), py::arg("dtypes"),
+        "np.ndarray and {code: np.dtype} for the NumPy fast path (fastpenalty._numpy_api calls it).");
+  m.def("numpy_value_many", &fp_numpy::value_many, py::arg("ws"), py::arg("l1"), py::arg("l2"),
+        "The value over a list of plain NumPy arrays, or None when the Python path must handle them.");
+  m.def("numpy_accumulate_many", &fp_numpy::accumulate_many, py::arg("ws"), py::arg("gs"), py::arg("l1"),
+        py::arg("l2"), "accumulate_many_ over lists of plain NumPy arrays, or None (see numpy_value_many).");
+  m.def("as_float32", [](double v) { return double(static_cast<float>(v)); }, py::arg("value"),
+        "A double rounded to float32 (inf beyond its range), without NumPy's overflow warning.");
   m.def("set_num_threads", [](int n) { raise_on_error(fp_set_num_threads(n)); }, py::arg("n"));
   m.def("get_num_threads", &fp_get_num_threads);
   m.def(

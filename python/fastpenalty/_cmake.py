@@ -4,10 +4,10 @@
                     (or print it with `python -m fastpenalty --cmake-dir`), then
                     find_package(fastpenalty) gives the imported target fastpenalty::fastpenalty
     include_dir()   the directory holding fastpenalty/fastpenalty.h
-    library_path()  the shared library itself (libfastpenalty.so / .dylib / fastpenalty.dll)
+    library_path()  the shared library itself (libfastpenalty.so.1 / .1.dylib / fastpenalty.dll)
     jax_library_path()  the XLA FFI handlers of fastpenalty.jax, or None when not built
 
-An installed wheel keeps all of them inside the package: fastpenalty/{libfastpenalty.so, include/,
+An installed wheel keeps all of them inside the package: fastpenalty/{libfastpenalty.so.1, include/,
 cmake/}. An in-place development install symlinks the compiled files into python/fastpenalty/
 from the CMake build directory; there the build tree's own config (<build>/cmake) and the source
 tree's header are used.
@@ -24,9 +24,15 @@ _HEADER = Path("fastpenalty") / "fastpenalty.h"
 
 
 def _library_name() -> str:
+    """The library file by its soname, which carries the C ABI version (no unversioned link is
+    installed)."""
+    from . import _core
+
     if sys.platform == "win32":
         return "fastpenalty.dll"
-    return "libfastpenalty.dylib" if sys.platform == "darwin" else "libfastpenalty.so"
+    if sys.platform == "darwin":
+        return f"libfastpenalty.{_core.ABI_VERSION}.dylib"
+    return f"libfastpenalty.so.{_core.ABI_VERSION}"
 
 
 def _core_file() -> str:

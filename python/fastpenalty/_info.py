@@ -31,6 +31,7 @@ def info() -> dict:
     facts = {
         "version": __version__,
         "abi_version": _core.ABI_VERSION,
+        "library_version": _core.VERSION,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_kernel": _core.get_isa(),
@@ -39,6 +40,8 @@ def info() -> dict:
         "threads": _core.get_num_threads(),
         "chunk_elements": _core.CHUNK,
     }
+    if _core.config_warning():  # an unusable FASTPENALTY_NUM_THREADS / FASTPENALTY_ISA, ignored
+        facts["config_warning"] = _core.config_warning()
     facts.update(_cuda_facts())
     return facts
 

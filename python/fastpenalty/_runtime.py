@@ -7,9 +7,11 @@ from . import _core
 
 def set_num_threads(n: int) -> None:
     """Threads of fastpenalty's own pool (default: the cores this process may use, or
-    FASTPENALTY_NUM_THREADS). Values are bit-identical for any thread count."""
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"number of threads must be an integer >= 1, got {n!r}")
+    FASTPENALTY_NUM_THREADS), at most ``_core.MAX_THREADS``. Values are bit-identical for any
+    thread count. An unusable FASTPENALTY_NUM_THREADS or FASTPENALTY_ISA is ignored with a
+    RuntimeWarning at import."""
+    if isinstance(n, bool) or int(n) != n or not 1 <= n <= _core.MAX_THREADS:
+        raise ValueError(f"number of threads must be an integer in [1, {_core.MAX_THREADS}], got {n!r}")
     _core.set_num_threads(int(n))
 
 

@@ -6,7 +6,8 @@
 // in the same dtype. Printed, one fact a line: the package's and library's versions, the value
 // (fp_value), the value over the weights split in two tensors with one factor pair per tensor
 // (fp_value_many), the value returned by fp_accumulate into a zeroed buffer and whether that
-// buffer then equals the gradient, and the status and message of a call with a bad factor.
+// buffer then equals the gradient, the per-part sums (fp_sums_many), and the status, message and
+// status string of a call with a bad factor.
 #include <fastpenalty/fastpenalty.h>
 
 #include <cmath>
@@ -19,7 +20,7 @@
 
 namespace {
 
-int64_t element_size(int32_t dtype) { return dtype == FP_FLOAT64 ? 8 : dtype == FP_FLOAT32 ? 4 : 2; }
+int64_t element_size(int32_t dtype) { return fp_dtype_itemsize(dtype); }
 
 bool ok(fp_status s, const char* what) {
   if (s == FP_OK) return true;
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
 
   std::printf("config_version %s\n", CONFIG_VERSION);
   std::printf("abi %d %d %d\n", fp_abi_version(), FP_ABI_VERSION, CONFIG_ABI_VERSION);
+  std::printf("version %s %d.%d.%d\n", fp_version(), FP_VERSION_MAJOR, FP_VERSION_MINOR, FP_VERSION_PATCH);
   std::printf("cuda_component %d\n", CONFIG_HAS_CUDA ? 1 : 0);
   std::printf("isa %s\n", fp_get_isa());
 
@@ -73,22 +75,18 @@ int main(int argc, char** argv) {
   double acc_value = 0.0;
   if (!ok(fp_accumulate(w.data(), acc.data(), n, dtype, l1, l2, &acc_value), "fp_accumulate")) return 1;
   std::printf("accumulate_value %.17g\n", acc_value);
-  // 0 + x == x except that -0 becomes +0, so compare bytes only where the gradient is not a zero.
-  bool same = true;
-  const int64_t es = element_size(dtype);
-  for (int64_t i = 0; i < n && same; ++i) {
-    bool zero = true;
-    for (int64_t b = 0; b < es; ++b) {
-      const unsigned char mask = (b == es - 1) ? 0x7f : 0xff;  // little-endian: sign bit in the last byte
-      if ((static_cast<unsigned char>(grad[i * es + b]) & mask) != 0) zero = false;
-    }
-    if (!zero && std::memcmp(&grad[i * es], &acc[i * es], es) != 0) same = false;
-  }
+  // Gradients never hold -0 (penalty_math.h), so 0 + grad(w) is grad(w) byte for byte.
+  const bool same = std::memcmp(grad.data(), acc.data(), size_t(bytes)) == 0;
   std::printf("accumulate_matches_grad %d\n", same ? 1 : 0);
+
+  double abs_sums[2] = {0.0, 0.0}, sq_sums[2] = {0.0, 0.0};
+  if (!ok(fp_sums_many(2, parts, ns, dtypes, abs_sums, sq_sums), "fp_sums_many")) return 1;
+  std::printf("sums_many %.17g %.17g %.17g %.17g\n", abs_sums[0], sq_sums[0], abs_sums[1], sq_sums[1]);
 
   double unused = 0.0;
   const fp_status bad = fp_value(w.data(), n, dtype, -1.0, l2, &unused);
   std::printf("bad_factor_status %d\n", int(bad));
   std::printf("bad_factor_message %s\n", fp_last_error());
+  std::printf("bad_factor_status_string %s\n", fp_status_string(bad));
   return 0;
 }

@@ -6,19 +6,17 @@ import math
 
 import numpy as np
 
-DTYPES = ("float32", "float64", "float16", "bfloat16")
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+from .. import _dtypes
+
+DTYPES = tuple(_dtypes.NAMES[c] for c in sorted(_dtypes.NAMES))
+ITEMSIZE = _dtypes.ITEMSIZE_BY_NAME
 # Relative tolerance when candidates' values are compared once before timing; sums of half
 # precision inputs in NumPy accumulate in half precision, so those are not compared.
 VALUE_RTOL = {"float32": 1e-3, "float64": 1e-9}
 
 
 def numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
+    return _dtypes.numpy_dtype(_dtypes.CODES[name])
 
 
 def dtype_name(dtype) -> str:

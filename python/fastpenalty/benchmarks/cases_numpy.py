@@ -88,7 +88,7 @@ def numpy_groups(case: str, ws: list, l1: float, l2: float, *, isa: str, threads
     dtype = _dtype_of(ws)
     gs = [filled_like(w) for w in ws]
     n = sum(w.size for w in ws)
-    itemsize = ITEMSIZE.get(dtype, 4)
+    itemsize = ITEMSIZE[dtype]
     pw, pg = _probe_buffers(ws, gs, dtype)
 
     fp_acc, fp_val = _fastpenalty(ws, gs, l1, l2)

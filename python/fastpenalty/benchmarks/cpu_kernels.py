@@ -2,7 +2,9 @@
 
 For each (size, dtype, ISA): accumulate_ with l1, l2 > 0 against the core's g += w probe
 (3 x itemsize bytes per element), and the value against the core's read-only sum (itemsize
-bytes per element); at the best ISA also the NumPy code a user would write.
+bytes per element); at the best ISA also the NumPy code a user would write (--no-peers: not).
+--many N adds the host-overhead case: N float32 arrays of 4 elements in one *_many call (time per
+call / N is the NumPy path's cost per tensor).
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ SIZES = (10**8,)
 QUICK_SIZES = (10**5,)
 
 
-def kernel_groups(sizes, dtypes, isas, l1: float, l2: float, threads: int):
+def kernel_groups(sizes, dtypes, isas, l1: float, l2: float, threads: int, peers: bool = True, many: int = 0):
     import fastpenalty
     from fastpenalty import _core
 
     best = _core.best_isa()
     previous = _core.get_isa()
     try:
+        if many:
+            ws = [numpy_weights(4, "float32", seed=i) for i in range(many)]
+            yield from numpy_groups(f"many-{many}x4", ws, l1, l2, isa=best, threads=threads, peers=False)
         for n in sizes:
             for dtype in dtypes:
                 ws = [numpy_weights(n, dtype)]
                 for isa in isas:
                     fastpenalty.set_isa(isa)
                     yield from numpy_groups(f"tensor-{size_label(n)}", ws, l1, l2, isa=isa, threads=threads,
-                                            peers=(isa == best))
+                                            peers=peers and isa == best)
                 del ws
     finally:
         fastpenalty.set_isa(previous)
@@ -45,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", help="comma-separated element counts, e.g. 1e6,1e8 (default 1e8; 1e5 with --quick)")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated dtypes (default %(default)s)")
     parser.add_argument("--isas", default="all", help="comma-separated ISAs, or 'all' available here (default)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the NumPy peers (slow at 1e8 elements)")
+    parser.add_argument("--many", type=int, default=0, help="also time N tiny arrays in one call (host overhead)")
 
 
 def run(args) -> int:
@@ -64,7 +71,9 @@ def run(args) -> int:
     facts = make_run_facts(args.quick)
     ctx = make_context("cpu", args.quick, settings_from(args), facts)
     print(f"# {ctx.device} | fastpenalty {facts['fastpenalty_version']} | numpy {facts['numpy_version']}\n")
-    rows = measure_all(kernel_groups(sizes, dtypes, isas, args.l1, args.l2, _core.get_num_threads()), ctx)
+    groups = kernel_groups(sizes, dtypes, isas, args.l1, args.l2, _core.get_num_threads(), peers=not args.no_peers,
+                           many=args.many)
+    rows = measure_all(groups, ctx)
     finish(rows, args.out, "cpu_kernels", facts)
     return 0
 

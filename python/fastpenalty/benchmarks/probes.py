@@ -8,8 +8,10 @@ compared with penalty values.
 
 from __future__ import annotations
 
+from .. import _dtypes
 from .harness import PROBE, Candidate
-_CORE_CODES = {"float32": 0, "float64": 1}
+
+_CORE_CODES = {name: _dtypes.CODES[name] for name in ("float32", "float64")}  # what the probes take
 
 
 def _pointer(x) -> int:

@@ -1,0 +1,131 @@
+// The AVX-512 (F, BW, VL, DQ) vector traits of kernel_loops.h, for the translation units compiled
+// with those flags (kernels_avx512.cpp, and kernels_avx512_bf16.cpp, which adds AVX512_BF16).
+// Anonymous namespace: each including file gets its own internal copy.
+#pragma once
+#include <immintrin.h>
+
+#include "cpu/kernel_loops.h"
+
+namespace fp::cpu {
+namespace {
+
+static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
+static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
+
+struct Avx512F64 {
+  static constexpr int32_t kDtype = FP_FLOAT64;
+  using S = double;
+  using C = double;
+  using R = __m512d;
+  static constexpr int W = 8;
+  static R load(const S* p) { return _mm512_loadu_pd(p); }
+  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_pd(mask8(n), p); }
+  static void store(S* p, R r) { _mm512_storeu_pd(p, r); }
+  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_pd(p, mask8(n), r); }
+  static R zero() { return _mm512_setzero_pd(); }
+  static R set1(C c) { return _mm512_set1_pd(c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R abs(R a) { return _mm512_abs_pd(a); }
+  static R scaled_sign(R x, R s) {
+    const __mmask8 nonzero = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+    const __mmask8 nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q);
+    const R signed_s = _mm512_or_pd(_mm512_and_pd(x, _mm512_set1_pd(-0.0)), s);
+    return _mm512_mask_mov_pd(_mm512_maskz_mov_pd(nonzero, signed_s), nan, x);
+  }
+  static double hsum(R a) { return _mm512_reduce_add_pd(a); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx512F64, L1, L2>(x, l1, two_l2); }
+  using D = Avx512F64;
+  static constexpr int DW = 1;
+  static R to_d(R x, int) { return x; }
+  static R from_d(const R* d) { return d[0]; }
+};
+
+// Arithmetic on 16 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
+struct Avx512F32Ops {
+  using C = float;
+  using R = __m512;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(C c) { return _mm512_set1_ps(c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R abs(R a) { return _mm512_abs_ps(a); }
+  // With both terms, a NaN lane's sign term need not be NaN (the product is, and equal NaNs add to
+  // the same bits), so the sign term is one masked ternary-logic op: (x & -0.0) | l1 where x != 0.
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    if constexpr (L1 && L2) {
+      const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      const __m512i sign_term = _mm512_maskz_ternarylogic_epi32(
+          nonzero, _mm512_castps_si512(x), _mm512_set1_epi32(int(0x80000000u)), _mm512_castps_si512(l1), 0xEA);
+      return _mm512_add_ps(_mm512_castsi512_ps(sign_term), _mm512_mul_ps(two_l2, x));
+    } else {
+      return loops::simd_grad_term<Avx512F32Ops, L1, L2>(x, l1, two_l2);
+    }
+  }
+  using D = Avx512F64;
+  static constexpr int DW = 2;
+  static __m512d to_d(R x, int k) {
+    return _mm512_cvtps_pd(k == 0 ? _mm512_castps512_ps256(x)
+                                  : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  }
+  static R from_d(const __m512d* d) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(d[0])), _mm512_cvtpd_ps(d[1]), 1);
+  }
+  static R scaled_sign(R x, R s) {
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const R signed_s = _mm512_or_ps(_mm512_and_ps(x, _mm512_set1_ps(-0.0f)), s);
+    return _mm512_mask_mov_ps(_mm512_maskz_mov_ps(nonzero, signed_s), nan, x);
+  }
+  static double hsum(R a) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+  }
+};
+
+struct Avx512F32 : Avx512F32Ops {
+  static constexpr int32_t kDtype = FP_FLOAT32;
+  using S = float;
+  static R load(const S* p) { return _mm512_loadu_ps(p); }
+  static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
+  static void store(S* p, R r) { _mm512_storeu_ps(p, r); }
+  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_ps(p, mask16(n), r); }
+};
+
+// 16-bit storage: 16 elements per 256-bit load, widened to 16 fp32 lanes.
+template <class Derived>
+struct Avx512Half : Avx512F32Ops {
+  using S = uint16_t;
+  static R load(const S* p) { return Derived::widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static R load_part(const S* p, int n) { return Derived::widen(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  static void store(S* p, R r) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Derived::narrow(r)); }
+  static void store_part(S* p, R r, int n) { _mm256_mask_storeu_epi16(p, mask16(n), Derived::narrow(r)); }
+};
+
+struct Avx512F16 : Avx512Half<Avx512F16> {
+  static constexpr int32_t kDtype = FP_FLOAT16;
+  static R widen(__m256i h) { return _mm512_cvtph_ps(h); }
+  static __m256i narrow(R r) { return _mm512_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+};
+
+struct Avx512BF16 : Avx512Half<Avx512BF16> {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
+  static R widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m256i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
+    const __m512i x = _mm512_castps_si512(r);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+    const __mmask16 nan = _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
+    const __m512i bits = _mm512_mask_or_epi32(rounded, nan, x, _mm512_set1_epi32(0x00400000));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16));
+  }
+};
+
+}  // namespace
+}  // namespace fp::cpu

@@ -1,0 +1,23 @@
+/* fastpenalty: interfaces outside the stable C ABI. They may change, or go, in any release; the
+ * benchmarks and tests of fastpenalty itself use them. */
+#ifndef FASTPENALTY_FASTPENALTY_EXPERIMENTAL_H
+#define FASTPENALTY_FASTPENALTY_EXPERIMENTAL_H
+
+#include "fastpenalty/fastpenalty.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Elements per chunk: the unit of work of the thread pool and of the fixed-order reduction. */
+#define FP_CHUNK 16384
+
+/* Bandwidth probes for benchmarks: the access patterns of accumulate (g += w) and value (a
+ * read-only sum) with the least arithmetic, on the same threads and chunks. float32/float64 only. */
+FP_API fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype);
+FP_API fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
