@@ -306,9 +306,9 @@ static void grad_cases(std::mt19937_64& rng) {
     emu::g_multiprocessors = sms;
     for (int dt = 0; dt < 4; ++dt)
       for (int64_t n : {int64_t(1), int64_t(7), int64_t(33), int64_t(4099)})
-        for (int shift : {0, 1})
+        for (int shift : {0, 1, 2})  // 1: w misaligned; 2: out misaligned
           for (auto [l1, l2] : {std::pair{0.013, 0.021}, {0.5, 0.0}, {0.0, 1.5}, {0.0, 0.0}}) {
-            Tensor t = make_tensor(rng, dt, n, shift, 0, true);
+            Tensor t = make_tensor(rng, dt, n, shift == 1, shift == 2, true);
             const std::vector<unsigned char> w0 = t.wb;
             const double l1v = l1, l2v = l2;
             launch_grad(addr(t.w()), addr(t.g()), n, dt, addr(&l1v), addr(&l2v), 0, 0);
