@@ -533,6 +533,29 @@ def test_cuda_graph_capture_of_a_first_call(weights):
         assert_elements_close(to_numpy(g), e, BFLOAT16)
 
 
+@gpu
+def test_eager_call_after_a_capture_that_saw_the_list_first(weights):
+    """Regression (issue 11): a table built during capture was cached and handed to the next eager
+    call before any replay had copied it. The eager call must be right without a replay."""
+    ws_np = [weights(n, FLOAT32) for n in (1000, 17, 70001)]
+    ws = [to_cuda(w) for w in ws_np]
+    gs = [torch.zeros_like(w) for w in ws]
+    l1s, l2s = factors([0.01, 0.02, 0.03], 3), factors(0.5)
+    _cuda_ops.value_many([torch.ones(3, device="cuda")], l2s, l2s)  # kernels loaded before capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        _cuda_ops.accumulate_many_(ws, gs, l1s, l2s)
+    for g in gs:
+        g.zero_()
+    value = _cuda_ops.accumulate_many_(ws, gs, l1s, l2s)
+    expected = [np.zeros_like(w) for w in ws_np]
+    assert_value_close(value.item(), reference.accumulate_many_(ws_np, expected, [0.01, 0.02, 0.03], 0.5),
+                       value_rtol([FLOAT32]))
+    for g, e in zip(gs, expected):
+        assert_elements_close(to_numpy(g), e, FLOAT32)
+
+
 # ---- through the public API ----------------------------------------------------------------------
 
 

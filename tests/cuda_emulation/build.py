@@ -19,25 +19,25 @@ def compiler() -> str | None:
     return shutil.which("g++")
 
 
-def _flags(csrc: Path) -> list[str]:
-    return ["-std=c++20", "-O1", "-g", *SANITIZE, "-DFP_CUDA_EMULATION", f"-I{HERE / 'include'}", f"-I{csrc}",
+def _flags(csrc: Path, debug: bool = True) -> list[str]:
+    return ["-std=c++20", "-O1", *(["-g"] if debug else []), *SANITIZE, "-DFP_CUDA_EMULATION", f"-I{HERE / 'include'}", f"-I{csrc}",
             f"-I{csrc / 'include'}", "-x", "c++"]
 
 
-def compile_unit(source: Path, csrc: Path, obj: Path) -> None:
-    result = subprocess.run([compiler(), *_flags(csrc), "-c", str(source), "-o", str(obj)], capture_output=True,
-                            text=True)
+def compile_unit(source: Path, csrc: Path, obj: Path, debug: bool = True) -> None:
+    result = subprocess.run([compiler(), *_flags(csrc, debug), "-c", str(source), "-o", str(obj)],
+                            capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"compiling {source} failed:\n{result.stderr[-4000:]}")
 
 
-def objects(csrc: Path, out: Path, units=UNITS) -> dict[str, Path]:
-    """Object files of `units` (paths relative to csrc) and of the driver, compiled into `out`."""
+def objects(csrc: Path, out: Path, units=UNITS, debug: bool = True) -> dict[str, Path]:
+    """Object files of `units` (paths relative to csrc), compiled into `out` (debug: with -g)."""
     out.mkdir(parents=True, exist_ok=True)
     objs = {}
     for unit in units:
         objs[unit] = out / (unit.replace("/", "_") + ".o")
-        compile_unit(csrc / unit, csrc, objs[unit])
+        compile_unit(csrc / unit, csrc, objs[unit], debug)
     return objs
 
 

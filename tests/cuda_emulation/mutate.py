@@ -91,20 +91,18 @@ MUTATIONS = [
 ]
 
 
-def units_including(csrc: Path, header: str) -> list[str]:
-    """The emulated translation units whose compilation reads csrc/header."""
-    if header in build.UNITS:
-        return [header]
-    found = []
+def dependencies() -> dict[str, set[str]]:
+    """For each emulated translation unit, the files of csrc/ its compilation reads."""
+    deps = {}
     for unit in build.UNITS:
-        deps = subprocess.run([build.compiler(), *build._flags(csrc), "-MM", str(csrc / unit)], capture_output=True,
-                              text=True, check=True).stdout
-        if str(csrc / header) in deps.replace("\\\n", " ").split():
-            found.append(unit)
-    return found
+        out = subprocess.run([build.compiler(), *build._flags(build.CSRC), "-MM", str(build.CSRC / unit)],
+                             capture_output=True, text=True, check=True).stdout
+        deps[unit] = {str(Path(p).resolve().relative_to(build.CSRC)) for p in out.replace("\\\n", " ").split()[1:]
+                      if Path(p).resolve().is_relative_to(build.CSRC)}
+    return deps
 
 
-def try_mutation(m: Mutation, base_objs: dict, driver: Path, work: Path) -> tuple[Mutation, str]:
+def try_mutation(m: Mutation, base_objs: dict, driver: Path, deps: dict, work: Path) -> tuple[Mutation, str]:
     """'caught: ...', 'SURVIVED' or 'stale: ...' for one mutation."""
     csrc = work / "csrc"
     shutil.copytree(build.CSRC, csrc)
@@ -116,14 +114,14 @@ def try_mutation(m: Mutation, base_objs: dict, driver: Path, work: Path) -> tupl
             return m, f"stale: {old!r} occurs {text.count(old)} times in {m.path}"
         text = text.replace(old, new)
     target.write_text(text)
-    units = units_including(csrc, m.path)
+    units = [unit for unit, files in deps.items() if m.path in files]
     try:
-        objs = {**base_objs, **build.objects(csrc, work / "obj", units)}
+        objs = {**base_objs, **build.objects(csrc, work / "obj", units, debug=False)}
         exe = build.link([*objs.values(), driver], work / "emulate")
     except RuntimeError as exc:
         return m, "caught: does not compile (" + str(exc).splitlines()[0] + ")"
     try:
-        result = build.run(exe, quick=True, timeout=90)  # the unmutated run takes ~10 s
+        result = build.run(exe, quick=True, timeout=60)  # the unmutated run takes 10-20 s
     except subprocess.TimeoutExpired:
         return m, "caught: timed out"
     if result.returncode == 0 and "all passed" in result.stdout:
@@ -144,10 +142,11 @@ def main(argv=None) -> int:
     chosen = [m for m in MUTATIONS if not args.names or any(n in m.name for n in args.names)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base_objs = build.objects(build.CSRC, tmp / "base")
+        base_objs = build.objects(build.CSRC, tmp / "base", debug=False)
         driver = build.driver_object(tmp / "base")
+        deps = dependencies()
         with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(lambda im: try_mutation(im[1], base_objs, driver, tmp / f"m{im[0]}"),
+            results = list(pool.map(lambda im: try_mutation(im[1], base_objs, driver, deps, tmp / f"m{im[0]}"),
                                     enumerate(chosen)))
     caught = 0
     for m, verdict in results:
