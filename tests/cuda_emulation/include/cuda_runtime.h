@@ -22,6 +22,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #define __global__
 #define __device__
 #define __host__
@@ -72,8 +76,29 @@ struct Block {
   int arrived_block = 0;
   std::vector<double> shfl;      // one slot per thread
   std::function<void()> body;    // the kernel call with its arguments
+  std::vector<void*> fake_stacks;  // per thread, for the sanitizer
 };
 inline Block* g_block = nullptr;
+
+// AddressSanitizer is told of every stack switch (its fiber interface), so it checks each
+// thread's stack as its own.
+inline void* g_scheduler_fake_stack = nullptr;
+inline const void* g_scheduler_stack = nullptr;
+inline size_t g_scheduler_stack_size = 0;
+inline void start_switch(void** fake_stack, const void* bottom, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+inline void finish_switch(void* fake_stack, const void** from_bottom, size_t* from_size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, from_bottom, from_size);
+#else
+  (void)fake_stack, (void)from_bottom, (void)from_size;
+#endif
+}
 
 // Fiber stacks, kept from block to block (a block has at most 1024 threads).
 constexpr size_t kStackBytes = size_t(1) << 18;
@@ -102,12 +127,16 @@ inline void barrier(int group) {
     for (unsigned t = 0; t < b.threads; ++t)
       if (b.state[t] == Block::waiting && b.group_of[t] == group) b.state[t] = Block::runnable;
   }
+  start_switch(&b.fake_stacks[self], g_scheduler_stack, g_scheduler_stack_size);
   swapcontext(&b.ctx[self], &b.scheduler);
+  finish_switch(b.fake_stacks[self], &g_scheduler_stack, &g_scheduler_stack_size);
 }
 
 inline void thread_entry() {
+  finish_switch(nullptr, &g_scheduler_stack, &g_scheduler_stack_size);
   g_block->body();
-  g_block->state[threadIdx.x] = Block::done;  // returning resumes the scheduler (uc_link)
+  g_block->state[threadIdx.x] = Block::done;
+  start_switch(nullptr, g_scheduler_stack, g_scheduler_stack_size);  // returning resumes the scheduler (uc_link)
 }
 
 inline void run_block(unsigned block, unsigned threads, std::function<void()> body) {
@@ -119,6 +148,7 @@ inline void run_block(unsigned block, unsigned threads, std::function<void()> bo
   b.arrived.assign(threads / 32 + 1, 0);
   b.shfl.assign(threads, 0.0);
   b.body = std::move(body);
+  b.fake_stacks.assign(threads, nullptr);
   while (g_stacks.size() < threads) g_stacks.push_back(std::make_unique<char[]>(kStackBytes));
   for (unsigned t = 0; t < threads; ++t) {
     getcontext(&b.ctx[t]);
@@ -131,7 +161,9 @@ inline void run_block(unsigned block, unsigned threads, std::function<void()> bo
   blockIdx.x = block;
   for (int t = pick(); t >= 0; t = pick()) {
     threadIdx.x = unsigned(t);
+    start_switch(&g_scheduler_fake_stack, g_stacks[t].get(), kStackBytes);
     swapcontext(&b.scheduler, &b.ctx[t]);
+    finish_switch(g_scheduler_fake_stack, nullptr, nullptr);
   }
   for (unsigned t = 0; t < threads; ++t)
     if (b.state[t] != Block::done) {
