@@ -56,7 +56,7 @@ step() {
   tail -n 5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-step build 180 python -m pip install --no-build-isolation --no-deps --no-index -v . \
+step build 180 env FASTPENALTY_JAX=0 python -m pip install --no-build-isolation --no-deps --no-index -v . \
   -C cmake.define.FASTPENALTY_CUDA=ON -C "cmake.define.FASTPENALTY_CUDA_ARCHITECTURES=${ARCH:-90-real}" \
   -C cmake.define.FASTPENALTY_JAX=OFF
 
