@@ -19,37 +19,29 @@ std::string device_query_error();  // why device_count() is 0 ("" when the query
 // Loads every kernel onto `device` (CUDA lazy loading would otherwise do it at the first launch).
 void warm_up(int device);
 
-// Tensor table (tensor_table.h). fill_table validates every entry, writes the table into `host`
-// (capacity bytes) and returns the total number of chunks. g_ptrs is empty for value-only tables.
-int64_t table_bytes(int64_t num_tensors);
-int64_t fill_table(uint64_t host, int64_t capacity, const std::vector<uint64_t>& w_ptrs,
-                   const std::vector<uint64_t>& g_ptrs, const std::vector<int64_t>& ns,
-                   const std::vector<int32_t>& dtypes);
-
-// Launch geometry of the multi-tensor kernel: a pure function of the device and the chunk count,
-// which makes the reduction order, and so the value, reproducible.
-int64_t grid_blocks(int64_t total_chunks, int device);
-int64_t scratch_bytes(int64_t num_blocks);
+// Scratch bytes that launch_multi_tensor needs at most for a list of num_tensors on `device`
+// (one double per block of each of its launches).
+int64_t scratch_bytes(int64_t num_tensors, int device);
 
 struct MultiTensorLaunch {
-  int mode;               // 0: value; 1: g += grad(w) and value; 2: g = grad(w) (g are outputs, no value)
-  uint64_t table;         // device copy of the table
-  int64_t table_capacity; // its size in bytes
-  int64_t num_tensors;
-  int64_t total_chunks;   // as returned by fill_table
-  uint64_t l1s;           // float64 device array, l1_count entries (1 = broadcast, or num_tensors)
+  int mode;                // 0: value; 1: g += grad(w) and value; 2: g = grad(w) (g are outputs, no value)
+  std::vector<uint64_t> w; // device addresses, one per tensor
+  std::vector<uint64_t> g; // empty in mode 0
+  std::vector<int64_t> n;
+  std::vector<int32_t> dtype;
+  uint64_t l1s;            // float64 device array, l1_count entries (1 = broadcast, or one per tensor)
   int64_t l1_count;
   uint64_t l2s;
   int64_t l2_count;
-  uint64_t scratch;       // device buffer of scratch_capacity bytes (unused in mode 2)
+  uint64_t scratch;        // device buffer of scratch_capacity bytes (unused in mode 2)
   int64_t scratch_capacity;
-  int64_t num_blocks;     // as returned by grid_blocks
-  uint64_t out;           // device scalar: double when out_f64, else float (unused in mode 2)
+  uint64_t out;            // device scalar: double when out_f64, else float (unused in mode 2)
   bool out_f64;
   int device;
-  uint64_t stream;        // cudaStream_t of `device`
+  uint64_t stream;         // cudaStream_t of `device`
 };
-// On `stream`: the multi-tensor pass, then (modes 0 and 1) the fixed-order sum of the block partials.
+// On `stream`: one multi-tensor launch per slice of kSlots tensors (the table passed by value),
+// then (modes 0 and 1) one fixed-order sum of all the block partials into out.
 void launch_multi_tensor(const MultiTensorLaunch& p);
 
 // out = grad(w) for one tensor (one launch); l1/l2 point at one float64 each on the device.

@@ -1,27 +1,27 @@
 // Storage formats as seen by the kernels: each dtype is moved around as raw bits (Bits), so one
-// 16-byte vector access carries kLanes elements of any dtype, and is converted to its compute
-// type (Acc: float for fp32/fp16/bf16, double for fp64) with hardware conversions. Rounding back
-// to fp16/bf16 is round-to-nearest-even, like the CPU path.
+// 16-byte vector access carries kLanes elements of any dtype. Conversions are the bit-exact ones
+// of common/dtype.h (the CPU's own), so fp16/bf16 rounding and NaN payloads match the CPU bit for
+// bit; the hardware intrinsics quiet or canonicalize NaNs differently.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <stdint.h>
 
 #include "common/dtype.h"
+#include "common/penalty_math.h"
 
 namespace fp::cuda {
 
 template <int Code>
 struct Format;
 
+// Acc is the type of the |w| and w^2 sums (as on the CPU); Round(u) is the contract's rounding of
+// a double result to the storage type (double -> float32 -> fp16/bf16, each to nearest even).
 template <>
 struct Format<FP_FLOAT32> {
-  using Bits = unsigned int;
+  using Bits = uint32_t;
   using Acc = float;
   static constexpr int kLanes = 4;
   static __device__ __forceinline__ Acc load(Bits b) { return __uint_as_float(b); }
-  static __device__ __forceinline__ Bits store(Acc a) { return __float_as_uint(a); }
-  static __device__ __forceinline__ Acc magnitude(Acc a) { return fabsf(a); }
+  static __device__ __forceinline__ Bits round(double u) { return __float_as_uint(__double2float_rn(u)); }
 };
 
 template <>
@@ -30,32 +30,39 @@ struct Format<FP_FLOAT64> {
   using Acc = double;
   static constexpr int kLanes = 2;
   static __device__ __forceinline__ Acc load(Bits b) { return __longlong_as_double((long long)b); }
-  static __device__ __forceinline__ Bits store(Acc a) { return (Bits)__double_as_longlong(a); }
-  static __device__ __forceinline__ Acc magnitude(Acc a) { return fabs(a); }
+  static __device__ __forceinline__ Bits round(double u) { return (Bits)__double_as_longlong(u); }
 };
 
 template <>
 struct Format<FP_FLOAT16> {
-  using Bits = unsigned short;
+  using Bits = uint16_t;
   using Acc = float;
   static constexpr int kLanes = 8;
-  static __device__ __forceinline__ Acc load(Bits b) { return __half2float(__ushort_as_half(b)); }
-  static __device__ __forceinline__ Bits store(Acc a) { return __half_as_ushort(__float2half_rn(a)); }
-  static __device__ __forceinline__ Acc magnitude(Acc a) { return fabsf(a); }
+  static __device__ __forceinline__ Acc load(Bits b) { return fp_f16_to_f32(b); }
+  static __device__ __forceinline__ Bits round(double u) { return fp_f32_to_f16(__double2float_rn(u)); }
 };
 
 template <>
 struct Format<FP_BFLOAT16> {
-  using Bits = unsigned short;
+  using Bits = uint16_t;
   using Acc = float;
   static constexpr int kLanes = 8;
-  static __device__ __forceinline__ Acc load(Bits b) { return __uint_as_float((unsigned int)b << 16); }
-  static __device__ __forceinline__ Bits store(Acc a) { return __bfloat16_as_ushort(__float2bfloat16_rn(a)); }
-  static __device__ __forceinline__ Acc magnitude(Acc a) { return fabsf(a); }
+  static __device__ __forceinline__ Acc load(Bits b) { return fp_bf16_to_f32(b); }
+  static __device__ __forceinline__ Bits round(double u) { return fp_f32_to_bf16(__double2float_rn(u)); }
 };
 
 __device__ __forceinline__ float mul_add(float a, float b, float c) { return __fmaf_rn(a, b, c); }
 __device__ __forceinline__ double mul_add(double a, double b, double c) { return __fma_rn(a, b, c); }
+
+// One element of grad(w) (ACC false) or g + grad(w) (ACC true), exactly as the CPU kernels form it:
+// w and g widened to double (exact), fp_grad_term of common/penalty_math.h in double, then Round.
+// The module is compiled with --fmad=false, so no multiply-add is contracted here.
+template <class F, bool L1, bool L2, bool ACC>
+__device__ __forceinline__ typename F::Bits grad_element(typename F::Acc x, typename F::Bits g, double l1,
+                                                         double two_l2) {
+  const double t = fp_grad_term<L1, L2>(double(x), l1, two_l2);
+  return F::round(ACC ? double(F::load(g)) + t : t);
+}
 
 // One 16-byte vector <-> its lanes. memcpy between registers compiles to moves, not memory.
 template <class F>

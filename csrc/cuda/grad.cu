@@ -25,9 +25,8 @@ void launch_for(uint64_t w, uint64_t out, int64_t n, const double* l1, const dou
   const int64_t wanted = (units + kThreads - 1) / kThreads;
   const int64_t cap = int64_t(multiprocessor_count(device)) * kGradBlocksPerSm;
   const unsigned grid = static_cast<unsigned>(wanted < cap ? wanted : cap);
-  grad_kernel<F><<<grid, kThreads, 0, stream>>>(reinterpret_cast<const Bits*>(static_cast<uintptr_t>(w)),
-                                                reinterpret_cast<Bits*>(static_cast<uintptr_t>(out)), n, vector_ok,
-                                                l1, l2);
+  launch_kernel(grad_kernel<F>, grid, stream, reinterpret_cast<const Bits*>(static_cast<uintptr_t>(w)),
+                reinterpret_cast<Bits*>(static_cast<uintptr_t>(out)), n, vector_ok, l1, l2);
   check_launch("grad_kernel");
 }
 

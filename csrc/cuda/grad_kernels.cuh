@@ -4,7 +4,6 @@
 #pragma once
 #include <stdint.h>
 
-#include "common/penalty_math.h"
 #include "cuda/element_format.cuh"
 #include "cuda/launch_geometry.h"
 
@@ -12,7 +11,7 @@ namespace fp::cuda::kernels {
 
 template <class F, bool L1, bool L2>
 __device__ __forceinline__ void grad_elements(const typename F::Bits* __restrict__ w, typename F::Bits* __restrict__ out,
-                                              int64_t n, bool vector_ok, typename F::Acc l1, typename F::Acc two_l2) {
+                                              int64_t n, bool vector_ok, double l1, double two_l2) {
   constexpr int V = F::kLanes;
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   const int64_t first = int64_t(blockIdx.x) * kThreads + threadIdx.x;
@@ -24,13 +23,13 @@ __device__ __forceinline__ void grad_elements(const typename F::Bits* __restrict
     for (int64_t i = first; i < nv; i += stride) {
       Lanes<F> x = unpack<F>(__ldg(wv + i));
 #pragma unroll
-      for (int j = 0; j < V; ++j) x.v[j] = F::store(fp_grad_term<L1, L2>(F::load(x.v[j]), l1, two_l2));
+      for (int j = 0; j < V; ++j) x.v[j] = grad_element<F, L1, L2, false>(F::load(x.v[j]), 0, l1, two_l2);
       ov[i] = pack<F>(x);
     }
     scalar_from = nv * V;
   }
   for (int64_t i = scalar_from + first; i < n; i += stride)
-    out[i] = F::store(fp_grad_term<L1, L2>(F::load(__ldg(w + i)), l1, two_l2));
+    out[i] = grad_element<F, L1, L2, false>(F::load(__ldg(w + i)), 0, l1, two_l2);
 }
 
 template <class F>
@@ -38,9 +37,8 @@ __global__ void __launch_bounds__(kThreads) grad_kernel(const typename F::Bits* 
                                                         typename F::Bits* __restrict__ out, int64_t n, bool vector_ok,
                                                         const double* __restrict__ l1p,
                                                         const double* __restrict__ l2p) {
-  using A = typename F::Acc;
   const double l1 = *l1p, l2 = *l2p;
-  const A l1c = A(l1), two_l2c = A(2.0 * l2);  // the factors in the compute type, as on the CPU
+  const double two_l2c = 2.0 * l2, l1c = l1;
   if (l1 != 0.0 && l2 != 0.0) grad_elements<F, true, true>(w, out, n, vector_ok, l1c, two_l2c);
   else if (l1 != 0.0) grad_elements<F, true, false>(w, out, n, vector_ok, l1c, two_l2c);
   else if (l2 != 0.0) grad_elements<F, false, true>(w, out, n, vector_ok, l1c, two_l2c);

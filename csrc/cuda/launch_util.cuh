@@ -1,4 +1,7 @@
-// Host helpers shared by the launchers: error translation, the device guard, stream handles.
+// Host helpers shared by the launchers: error translation, the device guard, stream handles and
+// the one place a kernel is launched. Under FP_CUDA_EMULATION (tests/cuda_emulation) the CUDA
+// runtime is the emulation's and fp_emulated_launch runs the kernel on CPU threads, so the
+// launchers' own code is what the emulation tests.
 #pragma once
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -52,6 +55,15 @@ class DeviceGuard {
 };
 
 inline cudaStream_t as_stream(uint64_t handle) { return reinterpret_cast<cudaStream_t>(static_cast<uintptr_t>(handle)); }
+
+template <class... Params, class... Args>
+inline void launch_kernel(void (*kernel)(Params...), unsigned grid, cudaStream_t stream, const Args&... args) {
+#ifdef FP_CUDA_EMULATION
+  fp_emulated_launch(kernel, grid, kThreads, stream, args...);
+#else
+  kernel<<<grid, kThreads, 0, stream>>>(args...);
+#endif
+}
 
 inline int multiprocessor_count(int device) {
   int sms = 0;

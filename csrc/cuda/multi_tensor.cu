@@ -1,5 +1,8 @@
 // Launcher of the multi-tensor pass (kernels in multi_tensor_kernels.cuh): argument checks, the
-// grid that fixes the reduction order, and the launches on the caller's stream.
+// fixed partition of the list into slices of kSlots tensors, each slice's table packed into the
+// kernel's by-value parameter, and the launches on the caller's stream. Nothing is cached and
+// nothing but the caller's scratch and out is written on the device besides g, so a call is safe
+// to capture in a CUDA graph, on any stream, first call included.
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -13,10 +16,13 @@
 namespace fp::cuda {
 namespace {
 
+using kernels::kSums;
 using kernels::Mode;
 using kernels::multi_tensor_pass;
 using kernels::PassArgs;
 using kernels::sum_partials;
+
+static_assert(sizeof(PassArgs) <= 32764, "kernel parameters are limited to 32764 bytes (CUDA 12.1+)");
 
 [[noreturn]] void bad(const std::string& what) {
   throw std::invalid_argument("fastpenalty._cuda: " + what);
@@ -29,73 +35,82 @@ void check_factors(const char* name, uint64_t ptr, int64_t count, int64_t num_te
         " tensors (give 1 or one per tensor)");
 }
 
-}  // namespace
-
-int64_t grid_blocks(int64_t total_chunks, int device) {
-  if (total_chunks < 1 || total_chunks > kMaxTotalChunks)
-    bad("chunk count " + std::to_string(total_chunks) + " out of range");
-  const int count = device_count();
-  if (device < 0 || device >= count) bad("no CUDA device " + std::to_string(device));
-  const int64_t cap = int64_t(multiprocessor_count(device)) * kPassBlocksPerSm;
-  const int64_t blocks = total_chunks < cap ? total_chunks : cap;
-  return blocks < kMaxBlocks ? blocks : kMaxBlocks;
+TensorList list_of(const MultiTensorLaunch& p) {
+  const size_t count = p.w.size();
+  if (p.n.size() != count || p.dtype.size() != count)
+    bad("w, n and dtype have different lengths (" + std::to_string(count) + ", " + std::to_string(p.n.size()) +
+        ", " + std::to_string(p.dtype.size()) + ")");
+  if (p.mode != 0 && p.g.size() != count)
+    bad(std::to_string(count) + " weights but " + std::to_string(p.g.size()) + " gradients");
+  if (p.mode == 0 && !p.g.empty()) bad("a value pass takes no gradients");
+  return TensorList{p.w.data(), p.mode != 0 ? p.g.data() : nullptr, p.n.data(), p.dtype.data(), int64_t(count)};
 }
 
-int64_t scratch_bytes(int64_t num_blocks) {
-  if (num_blocks < 1 || num_blocks > kMaxBlocks) bad("block count " + std::to_string(num_blocks) + " out of range");
-  return num_blocks * int64_t(sizeof(double));
+template <Mode M>
+void launch_slices(const MultiTensorLaunch& p, const TensorList& list, int sms, cudaStream_t stream) {
+  PassArgs a;
+  a.l1_step = p.l1_count == 1 ? 0 : 1;
+  a.l2_step = p.l2_count == 1 ? 0 : 1;
+  const auto* l1s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l1s));
+  const auto* l2s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l2s));
+  auto* partials = reinterpret_cast<double*>(static_cast<uintptr_t>(p.scratch));
+  int64_t used = 0;  // partials written so far, in slice order: the order of the final sum
+  for (int64_t first = 0; first < list.count; first += kSlots) {
+    const int64_t count = list.count - first < kSlots ? list.count - first : kSlots;
+    const int64_t chunks = pack_table(list, first, count, a.table);
+    if (chunks == 0) continue;  // only empty tensors in this slice
+    const int64_t grid = pass_grid(chunks, sms);
+    a.l1s = l1s + first * a.l1_step;
+    a.l2s = l2s + first * a.l2_step;
+    a.partials = kSums<M> ? partials + used : nullptr;
+    launch_kernel(multi_tensor_pass<M>, unsigned(grid), stream, a);
+    check_launch("multi_tensor_pass");
+    used += grid;
+  }
+  if constexpr (kSums<M>) {
+    launch_kernel(sum_partials, 1u, stream, static_cast<const double*>(partials), used,
+                  reinterpret_cast<void*>(static_cast<uintptr_t>(p.out)), p.out_f64);
+    check_launch("sum_partials");
+  }
+}
+
+}  // namespace
+
+int64_t scratch_bytes(int64_t num_tensors, int device) {
+  if (num_tensors < 0) bad("negative tensor count");
+  const int count = device_count();
+  if (device < 0 || device >= count) bad("no CUDA device " + std::to_string(device));
+  return launches_for(num_tensors) * pass_grid(kMaxBlocks, multiprocessor_count(device)) * int64_t(sizeof(double));
 }
 
 void launch_multi_tensor(const MultiTensorLaunch& p) {
   if (p.mode < 0 || p.mode > 2) bad("mode must be 0 (value), 1 (accumulate) or 2 (grad), not " + std::to_string(p.mode));
   const Mode mode = static_cast<Mode>(p.mode);
-  if (p.num_tensors < 1) bad("empty tensor table");
-  if (p.table == 0 || p.table % 8 != 0 || p.table_capacity < table_bytes(p.num_tensors))
-    bad("the tensor table is not a valid device buffer of " + std::to_string(table_bytes(p.num_tensors)) +
-        " bytes");
-  if (p.total_chunks < 1 || p.total_chunks > kMaxTotalChunks)
-    bad("chunk count " + std::to_string(p.total_chunks) + " out of range");
-  check_factors("l1s", p.l1s, p.l1_count, p.num_tensors);
-  check_factors("l2s", p.l2s, p.l2_count, p.num_tensors);
-  if (p.num_blocks < 1 || p.num_blocks > p.total_chunks || p.num_blocks > kMaxBlocks)
-    bad("block count " + std::to_string(p.num_blocks) + " out of range");
+  const TensorList list = list_of(p);
+  if (list.count < 1) bad("empty tensor list");
+  check_factors("l1s", p.l1s, p.l1_count, list.count);
+  check_factors("l2s", p.l2s, p.l2_count, list.count);
+  validate_list(list);
   if (mode != Mode::overwrite) {
-    if (p.scratch == 0 || p.scratch % 8 != 0 || p.scratch_capacity < scratch_bytes(p.num_blocks))
-      bad("the scratch buffer needs " + std::to_string(scratch_bytes(p.num_blocks)) + " bytes");
     if (p.out == 0 || p.out % (p.out_f64 ? 8 : 4) != 0) bad("invalid output pointer");
+    if (p.scratch == 0 || p.scratch % 8 != 0) bad("invalid scratch pointer");
   }
 
   DeviceGuard guard(p.device);
+  const int sms = multiprocessor_count(p.device);
+  if (mode != Mode::overwrite) {
+    const int64_t need = launches_for(list.count) * pass_grid(kMaxBlocks, sms) * int64_t(sizeof(double));
+    if (p.scratch_capacity < need) bad("the scratch buffer needs " + std::to_string(need) + " bytes");
+  }
   const cudaStream_t stream = as_stream(p.stream);
-  const char* table = reinterpret_cast<const char*>(static_cast<uintptr_t>(p.table));
-  PassArgs a;
-  a.entries = reinterpret_cast<const TensorEntry*>(table);
-  a.chunk_begin = reinterpret_cast<const int64_t*>(table + chunk_begin_offset(p.num_tensors));
-  a.num_tensors = p.num_tensors;
-  a.total_chunks = p.total_chunks;
-  a.l1s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l1s));
-  a.l2s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l2s));
-  a.l1_step = p.l1_count == 1 ? 0 : 1;
-  a.l2_step = p.l2_count == 1 ? 0 : 1;
-  a.partials = reinterpret_cast<double*>(static_cast<uintptr_t>(p.scratch));
-
-  const unsigned grid = static_cast<unsigned>(p.num_blocks);
   switch (mode) {
     case Mode::value:
-      multi_tensor_pass<Mode::value><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_slices<Mode::value>(p, list, sms, stream);
     case Mode::accumulate:
-      multi_tensor_pass<Mode::accumulate><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_slices<Mode::accumulate>(p, list, sms, stream);
     case Mode::overwrite:
-      multi_tensor_pass<Mode::overwrite><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_slices<Mode::overwrite>(p, list, sms, stream);
   }
-  check_launch("multi_tensor_pass");
-  if (mode == Mode::overwrite) return;
-  sum_partials<<<1, kThreads, 0, stream>>>(a.partials, p.num_blocks, reinterpret_cast<void*>(static_cast<uintptr_t>(p.out)),
-                                           p.out_f64);
-  check_launch("sum_partials");
 }
 
 void load_multi_tensor_kernels() {

@@ -1,14 +1,15 @@
-// Device code of the multi-tensor pass over a whole list of tensors in one launch: value
-// (l1*sum|w| + l2*sum w^2 with per-tensor factors), accumulate (the same plus g += grad(w)) or
-// grad (out = grad(w) for every tensor), and the one-block sum of the per-block partials.
+// Device code of the multi-tensor pass over one slice of a list (up to kSlots tensors, the table
+// by value): value (l1*sum|w| + l2*sum w^2 with per-tensor factors), accumulate (the same plus
+// g += grad(w)) or grad (out = grad(w) for every tensor), and the one-block sum of the per-block
+// partials of all the slices' launches.
 //
-// Work split: the list's chunks (tensor_table.h) are numbered globally and block b owns one
-// contiguous run of them, fixed by the grid size and the chunk count alone, so a block meets each
-// tensor as one contiguous segment and looks up the table once per segment. Within a chunk every
-// thread strides through 16-byte vectors (or single elements where the tensor's addresses are not
-// 16-byte aligned) and sums |w| and w^2 in the compute type; at each chunk's end it folds
-// l1*sum|w| + l2*sum w^2 into a float64 running sum. There are no atomics: every addition happens
-// in an order fixed by the launch geometry, so the value is bit-identical from run to run.
+// Work split: the slice's chunks (tensor_table.h) are numbered and block b owns one contiguous
+// run of them, fixed by the grid size and the chunk count alone, so a block meets each tensor as
+// one contiguous segment. Within a chunk every thread strides through 16-byte vectors (or single
+// elements where the tensor's addresses are not 16-byte aligned) and sums |w| and w^2 in the
+// compute type; at each chunk's end it folds l1*sum|w| + l2*sum w^2 into a float64 running sum.
+// There are no atomics: every addition happens in an order fixed by the launch geometry, so the
+// value is bit-identical from run to run.
 #pragma once
 #include <stdint.h>
 
@@ -22,16 +23,14 @@ namespace fp::cuda::kernels {
 
 constexpr int kUnroll = 4;  // 16-byte loads in flight per thread and operand
 
+// The kernel's parameter (by value; see tensor_table.h).
 struct PassArgs {
-  const TensorEntry* entries;
-  const int64_t* chunk_begin;  // num_tensors + 1 entries
-  int64_t num_tensors;
-  int64_t total_chunks;
-  const double* l1s;
+  const double* l1s;  // this slice's first factor (or the one shared factor)
   const double* l2s;
-  int64_t l1_step;  // 0: one factor for every tensor; 1: one per tensor
+  int64_t l1_step;    // 0: one factor for every tensor; 1: one per tensor
   int64_t l2_step;
-  double* partials;  // one per block
+  double* partials;   // this launch's partials, one per block
+  TensorTable table;
 };
 
 // What a pass does besides reading w: value only; g += grad(w) and the value; out = grad(w) (the
@@ -43,15 +42,19 @@ constexpr bool kWrites = M != Mode::value;
 template <Mode M>
 constexpr bool kSums = M != Mode::overwrite;
 
-// This thread's share of one chunk of `len` (<= kChunk) elements at w (and g): adds |w| and w^2
-// into s1 and s2 (unless M is overwrite) and writes g += grad(w) (accumulate) or g = grad(w)
-// (overwrite) for the factor switches L1/L2.
+__device__ __forceinline__ float magnitude(float x) { return fabsf(x); }
+__device__ __forceinline__ double magnitude(double x) { return fabs(x); }
+
+// This thread's share of one chunk of `len` elements at w (and g): adds |w| and w^2 into s1 and s2
+// (unless M is overwrite) and writes g += grad(w) (accumulate) or g = grad(w) (overwrite) for the
+// factor switches L1/L2.
 template <class F, Mode M, bool L1, bool L2>
 __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__ w, typename F::Bits* __restrict__ g,
-                                            int len, bool vector_ok, typename F::Acc l1, typename F::Acc two_l2,
+                                            int len, bool vector_ok, double l1, double two_l2,
                                             typename F::Acc& s1, typename F::Acc& s2) {
   using A = typename F::Acc;
   constexpr int V = F::kLanes;
+  constexpr bool kAcc = M == Mode::accumulate;
   // The table's addresses reach the kernel as integers; telling the compiler they are global lets
   // it emit global (LDG/STG) rather than generic accesses.
   __builtin_assume(__isGlobal(w));
@@ -69,7 +72,7 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
         const int i = base + k * kThreads;
         if (i < nv) {
           wr[k] = __ldg(wv + i);
-          if constexpr (M == Mode::accumulate) gr[k] = gv[i];
+          if constexpr (kAcc) gr[k] = gv[i];
         }
       }
 #pragma unroll
@@ -78,17 +81,15 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
         if (i < nv) {
           const Lanes<F> x = unpack<F>(wr[k]);
           Lanes<F> y;
-          if constexpr (M == Mode::accumulate) y = unpack<F>(gr[k]);
+          if constexpr (kAcc) y = unpack<F>(gr[k]);
 #pragma unroll
           for (int j = 0; j < V; ++j) {
             const A xj = F::load(x.v[j]);
             if constexpr (kSums<M>) {
-              s1 += F::magnitude(xj);
+              s1 += magnitude(xj);
               s2 = mul_add(xj, xj, s2);
             }
-            if constexpr (M == Mode::accumulate)
-              y.v[j] = F::store(F::load(y.v[j]) + fp_grad_term<L1, L2>(xj, l1, two_l2));
-            if constexpr (M == Mode::overwrite) y.v[j] = F::store(fp_grad_term<L1, L2>(xj, l1, two_l2));
+            if constexpr (kWrites<M>) y.v[j] = grad_element<F, L1, L2, kAcc>(xj, kAcc ? y.v[j] : 0, l1, two_l2);
           }
           if constexpr (kWrites<M>) gv[i] = pack<F>(y);
         }
@@ -99,32 +100,34 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
   for (int i = scalar_from + int(threadIdx.x); i < len; i += kThreads) {
     const A xi = F::load(__ldg(w + i));
     if constexpr (kSums<M>) {
-      s1 += F::magnitude(xi);
+      s1 += magnitude(xi);
       s2 = mul_add(xi, xi, s2);
     }
-    if constexpr (M == Mode::accumulate) g[i] = F::store(F::load(g[i]) + fp_grad_term<L1, L2>(xi, l1, two_l2));
-    if constexpr (M == Mode::overwrite) g[i] = F::store(fp_grad_term<L1, L2>(xi, l1, two_l2));
+    if constexpr (kWrites<M>) g[i] = grad_element<F, L1, L2, kAcc>(xi, kAcc ? g[i] : 0, l1, two_l2);
   }
 }
 
-// This thread's share of elements [first, last) of one tensor, chunk by chunk (first is a multiple
-// of kChunk, so 16-byte alignment carries over from the tensor's base). Returns its part of
-// l1*sum|w| + l2*sum w^2 in float64 (0 when M is overwrite).
+// This thread's share of chunks [c0, c1) of one tensor (its elements [c0 * chunk, c1 * chunk), cut
+// at its end), chunk by chunk; a chunk starts at a multiple of its length, so 16-byte alignment
+// carries over from the tensor's base. Returns its part of l1*sum|w| + l2*sum w^2 in float64
+// (0 when M is overwrite).
 template <class F, Mode M, bool L1, bool L2>
-__device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t first, int64_t last, double l1,
-                                                double l2) {
+__device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t c0, int64_t c1, double l1, double l2) {
   using Bits = typename F::Bits;
   using A = typename F::Acc;
+  constexpr int64_t kChunk = kChunkBytes / int64_t(sizeof(Bits));
   const Bits* w = reinterpret_cast<const Bits*>(static_cast<uintptr_t>(e.w));
   Bits* g = kWrites<M> ? reinterpret_cast<Bits*>(static_cast<uintptr_t>(e.g)) : nullptr;
-  const A l1c = A(l1), two_l2c = A(2.0 * l2);  // the factors in the compute type, as on the CPU
+  const double two_l2 = 2.0 * l2;
   const bool vector_ok = e.vector_ok != 0;
+  const int64_t first = c0 * kChunk;
+  const int64_t last = c1 * kChunk < e.n ? c1 * kChunk : e.n;
   double sum = 0.0;
   for (int64_t start = first; start < last; start += kChunk) {
     const int64_t left = last - start;
     const int len = int(left < kChunk ? left : kChunk);
     A s1 = A(0), s2 = A(0);
-    chunk_share<F, M, L1, L2>(w + start, kWrites<M> ? g + start : nullptr, len, vector_ok, l1c, two_l2c, s1, s2);
+    chunk_share<F, M, L1, L2>(w + start, kWrites<M> ? g + start : nullptr, len, vector_ok, l1, two_l2, s1, s2);
     if constexpr (kSums<M>) sum += fp_combine<double>(double(s1), double(s2), l1, l2);
   }
   return sum;
@@ -133,75 +136,73 @@ __device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t fi
 // Picks the factor switches. For value and accumulate the caller skips segments whose factors are
 // both 0 (nothing to add, nothing to write); overwrite writes zeros there.
 template <class F, Mode M>
-__device__ __forceinline__ double segment_for_factors(const TensorEntry& e, int64_t first, int64_t last, double l1,
+__device__ __forceinline__ double segment_for_factors(const TensorEntry& e, int64_t c0, int64_t c1, double l1,
                                                       double l2) {
   if constexpr (M == Mode::value) {
-    return segment_share<F, M, false, false>(e, first, last, l1, l2);
+    return segment_share<F, M, false, false>(e, c0, c1, l1, l2);
   } else {
-    if (l1 != 0.0 && l2 != 0.0) return segment_share<F, M, true, true>(e, first, last, l1, l2);
-    if (l1 != 0.0) return segment_share<F, M, true, false>(e, first, last, l1, l2);
-    if (l2 != 0.0) return segment_share<F, M, false, true>(e, first, last, l1, l2);
-    if constexpr (M == Mode::overwrite) return segment_share<F, M, false, false>(e, first, last, l1, l2);
+    if (l1 != 0.0 && l2 != 0.0) return segment_share<F, M, true, true>(e, c0, c1, l1, l2);
+    if (l1 != 0.0) return segment_share<F, M, true, false>(e, c0, c1, l1, l2);
+    if (l2 != 0.0) return segment_share<F, M, false, true>(e, c0, c1, l1, l2);
+    if constexpr (M == Mode::overwrite) return segment_share<F, M, false, false>(e, c0, c1, l1, l2);
     return 0.0;
   }
 }
 
 template <Mode M>
-__device__ double segment_any_dtype(const TensorEntry& e, int64_t first, int64_t last, double l1, double l2) {
+__device__ double segment_any_dtype(const TensorEntry& e, int64_t c0, int64_t c1, double l1, double l2) {
   switch (e.dtype) {
     case FP_FLOAT32:
-      return segment_for_factors<Format<FP_FLOAT32>, M>(e, first, last, l1, l2);
+      return segment_for_factors<Format<FP_FLOAT32>, M>(e, c0, c1, l1, l2);
     case FP_FLOAT64:
-      return segment_for_factors<Format<FP_FLOAT64>, M>(e, first, last, l1, l2);
+      return segment_for_factors<Format<FP_FLOAT64>, M>(e, c0, c1, l1, l2);
     case FP_FLOAT16:
-      return segment_for_factors<Format<FP_FLOAT16>, M>(e, first, last, l1, l2);
+      return segment_for_factors<Format<FP_FLOAT16>, M>(e, c0, c1, l1, l2);
     case FP_BFLOAT16:
-      return segment_for_factors<Format<FP_BFLOAT16>, M>(e, first, last, l1, l2);
-    default:  // fill_table rejects other codes; a corrupted table shows up as NaN, not as a write
+      return segment_for_factors<Format<FP_BFLOAT16>, M>(e, c0, c1, l1, l2);
+    default:  // validate_list rejects other codes; a corrupted table shows up as NaN, not as a write
       return __longlong_as_double(0x7ff8000000000000LL);
   }
 }
 
-// The tensor holding chunk c (0 <= c < total): the largest t < num_tensors with
-// chunk_begin[t] <= c. Such a t owns at least one chunk, since chunk_begin[t + 1] > c.
-__device__ __forceinline__ int64_t tensor_of_chunk(const int64_t* chunk_begin, int64_t num_tensors, int64_t c) {
-  int64_t lo = 0, hi = num_tensors;  // chunk_begin[lo] <= c; hi == num_tensors or chunk_begin[hi] > c
+// The slot holding chunk c (0 <= c < total): the largest t < count with chunk_begin[t] <= c. Such
+// a t owns at least one chunk, since chunk_begin[t + 1] > c.
+__device__ __forceinline__ int64_t slot_of_chunk(const TensorTable& table, int64_t c) {
+  int64_t lo = 0, hi = table.count;  // chunk_begin[lo] <= c; hi == count or chunk_begin[hi] > c
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
-    if (chunk_begin[mid] <= c) lo = mid;
+    if (table.chunk_begin[mid] <= c) lo = mid;
     else hi = mid;
   }
   return lo;
 }
 
+// __grid_constant__: the table is read in place in parameter space (never copied per thread).
 template <Mode M>
-__global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(const PassArgs a) {
+__global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(const __grid_constant__ PassArgs a) {
+  const TensorTable& table = a.table;
   // Block b owns chunks [c, c_end): an even split, the first (total % blocks) blocks one more.
+  const int64_t total = table.chunk_begin[table.count];
   const int64_t blocks = gridDim.x;
   const int64_t b = blockIdx.x;
-  const int64_t per_block = a.total_chunks / blocks;
-  const int64_t extra = a.total_chunks % blocks;
+  const int64_t per_block = total / blocks;
+  const int64_t extra = total % blocks;
   int64_t c = b * per_block + (b < extra ? b : extra);
   const int64_t c_end = c + per_block + (b < extra ? 1 : 0);
   double sum = 0.0;
   if (c < c_end) {
-    int64_t t = tensor_of_chunk(a.chunk_begin, a.num_tensors, c);
+    int64_t t = slot_of_chunk(table, c);
     while (c < c_end) {
-      int64_t next = a.chunk_begin[t + 1];
-      while (next <= c) {  // steps over empty tensors; chunk_begin[num_tensors] = total > c stops it
+      int64_t next = table.chunk_begin[t + 1];
+      while (next <= c) {  // steps over empty tensors; chunk_begin[count] = total > c stops it
         ++t;
-        next = a.chunk_begin[t + 1];
+        next = table.chunk_begin[t + 1];
       }
       const int64_t stop = next < c_end ? next : c_end;
       const double l1 = a.l1s[t * a.l1_step];
       const double l2 = a.l2s[t * a.l2_step];
-      if (M == Mode::overwrite || l1 != 0.0 || l2 != 0.0) {
-        const TensorEntry e = a.entries[t];
-        const int64_t begin = a.chunk_begin[t];
-        const int64_t first = (c - begin) * kChunk;
-        const int64_t last = (stop - begin) * kChunk;  // one past; the tensor's last chunk may be short
-        sum += segment_any_dtype<M>(e, first, last < e.n ? last : e.n, l1, l2);
-      }
+      if (M == Mode::overwrite || l1 != 0.0 || l2 != 0.0)
+        sum += segment_any_dtype<M>(table.entries[t], c - table.chunk_begin[t], stop - table.chunk_begin[t], l1, l2);
       c = stop;
     }
   }

@@ -5,28 +5,19 @@ torch's caching allocators and never synchronizes the host, so a call can be cap
 graph and sits inside a torch.compile graph as the body of a custom op. Factors stay on the device
 (float64, one per tensor or one for all) and are read by the kernels.
 
-A list of tensors reaches the device as one table (addresses, sizes, dtypes, chunk offsets) that
-is filled on the host in pinned memory and copied asynchronously. Tables are cached under their
-exact contents plus device and stream, so a training loop over the same parameters builds its
-table once. A table used while a CUDA graph is being captured is kept for the life of the
-process: the graph reads it (and, if it was built during capture, copies it from its pinned
-source) at every replay.
+A list of tensors reaches the kernels as tables passed by value in the launches' parameters
+(addresses, sizes, dtypes; one launch per fastpenalty._cuda.SLOTS tensors), so nothing is cached,
+pinned or copied: a call made while a CUDA graph is being captured records everything its replays
+need in the graph itself, whichever stream and whether or not the list was seen before.
 """
 
 from __future__ import annotations
-
-import threading
-from collections import OrderedDict
-from typing import NamedTuple
 
 import torch
 
 from ._dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64
 
 _CODES = {torch.float32: FLOAT32, torch.float64: FLOAT64, torch.float16: FLOAT16, torch.bfloat16: BFLOAT16}
-_RECENT_TABLES = 64  # tables kept for reuse outside graph capture (least recently used goes first)
-
-_lock = threading.Lock()
 _ext = None
 _ready_devices: set[int] = set()
 
@@ -80,59 +71,6 @@ def _kernels_on(device: torch.device):
     return ext
 
 
-class _Table(NamedTuple):
-    device_copy: torch.Tensor  # uint8 on the device, read by the kernel
-    pinned: torch.Tensor  # its host source; kept alive because a captured copy reads it on replay
-    num_tensors: int
-    total_chunks: int
-    num_blocks: int
-    scratch_bytes: int
-
-
-_recent: OrderedDict = OrderedDict()
-_captured: dict = {}
-
-
-def _table(ext, ws, gs, device: torch.device, stream: int) -> _Table:
-    w_ptrs = [w.data_ptr() for w in ws]
-    g_ptrs = [g.data_ptr() for g in gs] if gs is not None else []
-    ns = [w.numel() for w in ws]
-    codes = [_CODES[w.dtype] for w in ws]
-    key = (device.index, stream, tuple(w_ptrs), tuple(g_ptrs), tuple(ns), tuple(codes))
-    capturing = torch.cuda.is_current_stream_capturing()
-    with _lock:
-        table = _captured.get(key)
-        if table is not None:
-            return table
-        table = _recent.get(key)
-        if table is not None:
-            if capturing:
-                _captured[key] = _recent.pop(key)
-            else:
-                _recent.move_to_end(key)
-            return table
-    _check_layout(ws, gs, device)
-    table = _build_table(ext, w_ptrs, g_ptrs, ns, codes, device)
-    with _lock:
-        if capturing:
-            _captured[key] = table
-        else:
-            _recent[key] = table
-            while len(_recent) > _RECENT_TABLES:
-                _recent.popitem(last=False)
-    return table
-
-
-def _build_table(ext, w_ptrs, g_ptrs, ns, codes, device: torch.device) -> _Table:
-    nbytes = ext.table_bytes(len(w_ptrs))
-    pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-    total = ext.fill_table(pinned.data_ptr(), nbytes, w_ptrs, g_ptrs, ns, codes)
-    device_copy = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    device_copy.copy_(pinned, non_blocking=True)
-    blocks = ext.grid_blocks(total, device.index)
-    return _Table(device_copy, pinned, len(w_ptrs), total, blocks, ext.scratch_bytes(blocks))
-
-
 def _check_layout(ws, gs, device: torch.device) -> None:
     """What raw-pointer kernels rely on (the torch layer checks it all first; this is the backstop)."""
     for i, w in enumerate(ws):
@@ -177,24 +115,28 @@ def _multi_tensor(mode: int, ws, gs, l1s: torch.Tensor, l2s: torch.Tensor):
     with torch.cuda.device(device):
         ext = _kernels_on(device)
         stream = torch.cuda.current_stream(device).cuda_stream
-        table = _table(ext, ws, gs, device, stream)
+        _check_layout(ws, gs, device)
+        w_ptrs = [w.data_ptr() for w in ws]
+        g_ptrs = [g.data_ptr() for g in gs] if gs is not None else []
+        ns = [w.numel() for w in ws]
+        codes = [_CODES[w.dtype] for w in ws]
         if mode == _GRAD:
             scratch = out = None
-            scratch_ptr = out_ptr = 0
+            scratch_bytes = scratch_ptr = out_ptr = 0
         else:
-            scratch = torch.empty(table.scratch_bytes, dtype=torch.uint8, device=device)
+            # from torch's caching allocator on this stream: inside a capture, from the graph's pool
+            scratch_bytes = ext.scratch_bytes(len(ws), device.index)
+            scratch = torch.empty(scratch_bytes, dtype=torch.uint8, device=device)
             out = torch.empty((), dtype=out_dtype, device=device)
             scratch_ptr, out_ptr = scratch.data_ptr(), out.data_ptr()
-        ext.multi_tensor(mode, table.device_copy.data_ptr(), table.device_copy.numel(), table.num_tensors,
-                         table.total_chunks, l1s.data_ptr(), l1s.numel(), l2s.data_ptr(), l2s.numel(),
-                         scratch_ptr, table.scratch_bytes, table.num_blocks, out_ptr,
-                         out_dtype == torch.float64, device.index, stream)
+        ext.multi_tensor(mode, w_ptrs, g_ptrs, ns, codes, l1s.data_ptr(), l1s.numel(), l2s.data_ptr(), l2s.numel(),
+                         scratch_ptr, scratch_bytes, out_ptr, out_dtype == torch.float64, device.index, stream)
     return out
 
 
 def value_many(ws: list[torch.Tensor], l1s: torch.Tensor, l2s: torch.Tensor) -> torch.Tensor:
     """sum_i l1s[i] * sum|ws[i]| + l2s[i] * sum ws[i]^2 as a 0-dim tensor on the device (float64
-    when every tensor is float64, else float32); two launches, whatever the number of tensors."""
+    when every tensor is float64, else float32); one launch per SLOTS tensors plus one final sum."""
     return _multi_tensor(_VALUE, list(ws), None, l1s, l2s)
 
 
@@ -206,7 +148,7 @@ def accumulate_many_(ws: list[torch.Tensor], gs: list[torch.Tensor], l1s: torch.
 
 
 def grad_many(ws: list[torch.Tensor], l1s: torch.Tensor, l2s: torch.Tensor) -> list[torch.Tensor]:
-    """[grad(w) for w in ws] as new contiguous tensors, in one launch whatever the number of tensors."""
+    """[grad(w) for w in ws] as new contiguous tensors, in one launch per SLOTS tensors."""
     ws = list(ws)
     outs = [torch.empty_like(w, memory_format=torch.contiguous_format) for w in ws]
     _multi_tensor(_GRAD, ws, outs, l1s, l2s)
