@@ -22,6 +22,7 @@ struct Format<FP_FLOAT32> {
   static constexpr int kLanes = 4;
   static __device__ __forceinline__ Acc load(Bits b) { return __uint_as_float(b); }
   static __device__ __forceinline__ Bits round(double u) { return __float_as_uint(__double2float_rn(u)); }
+  static __device__ __forceinline__ Bits round(float u) { return __float_as_uint(u); }
 };
 
 template <>
@@ -40,6 +41,7 @@ struct Format<FP_FLOAT16> {
   static constexpr int kLanes = 8;
   static __device__ __forceinline__ Acc load(Bits b) { return fp_f16_to_f32(b); }
   static __device__ __forceinline__ Bits round(double u) { return fp_f32_to_f16(__double2float_rn(u)); }
+  static __device__ __forceinline__ Bits round(float u) { return fp_f32_to_f16(u); }
 };
 
 template <>
@@ -49,17 +51,26 @@ struct Format<FP_BFLOAT16> {
   static constexpr int kLanes = 8;
   static __device__ __forceinline__ Acc load(Bits b) { return fp_bf16_to_f32(b); }
   static __device__ __forceinline__ Bits round(double u) { return fp_f32_to_bf16(__double2float_rn(u)); }
+  static __device__ __forceinline__ Bits round(float u) { return fp_f32_to_bf16(u); }
 };
 
 __device__ __forceinline__ float mul_add(float a, float b, float c) { return __fmaf_rn(a, b, c); }
 __device__ __forceinline__ double mul_add(double a, double b, double c) { return __fma_rn(a, b, c); }
 
-// One element of grad(w) (ACC false) or g + grad(w) (ACC true), exactly as the CPU kernels form it:
-// w and g widened to double (exact), fp_grad_term of common/penalty_math.h in double, then Round.
-// The module is compiled with --fmad=false, so no multiply-add is contracted here.
+// One element of grad(w) (ACC false) or g + grad(w) (ACC true), exactly as the CPU kernels form it
+// (the rounding contract of common/penalty_math.h): fp_grad_term in float32 when `narrow` (weights
+// that are not float64 and fp_factors_fit_float), else in double on w and g widened exactly, then
+// Round. `narrow` is uniform over a tensor. The module is compiled with --fmad=false, so no
+// multiply-add is contracted here.
 template <class F, bool L1, bool L2, bool ACC>
 __device__ __forceinline__ typename F::Bits grad_element(typename F::Acc x, typename F::Bits g, double l1,
-                                                         double two_l2) {
+                                                         double two_l2, bool narrow) {
+  if constexpr (sizeof(typename F::Acc) == sizeof(float)) {
+    if (narrow) {
+      const float t = fp_grad_term<L1, L2>(x, __double2float_rn(l1), __double2float_rn(two_l2));
+      return F::round(ACC ? F::load(g) + t : t);
+    }
+  }
   const double t = fp_grad_term<L1, L2>(double(x), l1, two_l2);
   return F::round(ACC ? double(F::load(g)) + t : t);
 }

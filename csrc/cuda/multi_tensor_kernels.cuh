@@ -50,7 +50,7 @@ __device__ __forceinline__ double magnitude(double x) { return fabs(x); }
 // factor switches L1/L2.
 template <class F, Mode M, bool L1, bool L2>
 __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__ w, typename F::Bits* __restrict__ g,
-                                            int len, bool vector_ok, double l1, double two_l2,
+                                            int len, bool vector_ok, double l1, double two_l2, bool narrow,
                                             typename F::Acc& s1, typename F::Acc& s2) {
   using A = typename F::Acc;
   constexpr int V = F::kLanes;
@@ -89,7 +89,7 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
               s1 += magnitude(xj);
               s2 = mul_add(xj, xj, s2);
             }
-            if constexpr (kWrites<M>) y.v[j] = grad_element<F, L1, L2, kAcc>(xj, kAcc ? y.v[j] : 0, l1, two_l2);
+            if constexpr (kWrites<M>) y.v[j] = grad_element<F, L1, L2, kAcc>(xj, kAcc ? y.v[j] : 0, l1, two_l2, narrow);
           }
           if constexpr (kWrites<M>) gv[i] = pack<F>(y);
         }
@@ -103,7 +103,7 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
       s1 += magnitude(xi);
       s2 = mul_add(xi, xi, s2);
     }
-    if constexpr (kWrites<M>) g[i] = grad_element<F, L1, L2, kAcc>(xi, kAcc ? g[i] : 0, l1, two_l2);
+    if constexpr (kWrites<M>) g[i] = grad_element<F, L1, L2, kAcc>(xi, kAcc ? g[i] : 0, l1, two_l2, narrow);
   }
 }
 
@@ -119,6 +119,7 @@ __device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t c0
   const Bits* w = reinterpret_cast<const Bits*>(static_cast<uintptr_t>(e.w));
   Bits* g = kWrites<M> ? reinterpret_cast<Bits*>(static_cast<uintptr_t>(e.g)) : nullptr;
   const double two_l2 = 2.0 * l2;
+  const bool narrow = fp_factors_fit_float(l1, l2);
   const bool vector_ok = e.vector_ok != 0;
   const int64_t first = c0 * kChunk;
   const int64_t last = c1 * kChunk < e.n ? c1 * kChunk : e.n;
@@ -127,7 +128,7 @@ __device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t c0
     const int64_t left = last - start;
     const int len = int(left < kChunk ? left : kChunk);
     A s1 = A(0), s2 = A(0);
-    chunk_share<F, M, L1, L2>(w + start, kWrites<M> ? g + start : nullptr, len, vector_ok, l1, two_l2, s1, s2);
+    chunk_share<F, M, L1, L2>(w + start, kWrites<M> ? g + start : nullptr, len, vector_ok, l1, two_l2, narrow, s1, s2);
     if constexpr (kSums<M>) sum += fp_combine<double>(double(s1), double(s2), l1, l2);
   }
   return sum;

@@ -55,19 +55,45 @@ static uint64_t bits_of(int dt, const unsigned char* p, int64_t i) {
   return b;
 }
 
-static uint64_t rounded(int dt, double u) {
-  if (dt == FP_FLOAT64) { uint64_t b; memcpy(&b, &u, 8); return b; }
-  const float f = float(u);
+static uint64_t rounded(int dt, float f) {
   if (dt == FP_FLOAT32) return fp_f32_bits(f);
   return dt == FP_FLOAT16 ? fp_f32_to_f16(f) : fp_f32_to_bf16(f);
 }
 
-static double term(double x, double l1, double l2) {
-  const double two_l2 = 2.0 * l2;
-  if (l1 != 0 && l2 != 0) return fp_grad_term<true, true>(x, l1, two_l2);
+static uint64_t rounded(int dt, double u) {
+  if (dt == FP_FLOAT64) { uint64_t b; memcpy(&b, &u, 8); return b; }
+  return rounded(dt, float(u));
+}
+
+template <class T>
+static T term(T x, T l1, T two_l2) {
+  if (l1 != 0 && two_l2 != 0) return fp_grad_term<true, true>(x, l1, two_l2);
   if (l1 != 0) return fp_grad_term<true, false>(x, l1, two_l2);
-  if (l2 != 0) return fp_grad_term<false, true>(x, l1, two_l2);
+  if (two_l2 != 0) return fp_grad_term<false, true>(x, l1, two_l2);
   return fp_grad_term<false, false>(x, l1, two_l2);
+}
+
+// The bits of grad(w) (g null) or g + grad(w): in float32 for weights that are not float64 when the
+// factors fit float32, else in double, then rounded to the storage type. xf is w as float32 (for a
+// signalling NaN its bits as stored: widening it to double would quiet it).
+static uint64_t expected(int dt, float xf, double x, const double* g, double l1, double l2) {
+  if (dt != FP_FLOAT64 && fp_factors_fit_float(l1, l2)) {
+    const float t = term(xf, float(l1), float(2.0 * l2));
+    return rounded(dt, g ? float(*g) + t : t);
+  }
+  const double t = term(x, l1, 2.0 * l2);
+  return rounded(dt, g ? *g + t : t);
+}
+
+static uint64_t expected_at(int dt, const unsigned char* w, int64_t i, const double* g, double l1, double l2) {
+  float xf = 0.0f;
+  if (dt == FP_FLOAT32) memcpy(&xf, w + 4 * i, 4);
+  else if (dt != FP_FLOAT64) {
+    uint16_t h;
+    memcpy(&h, w + 2 * i, 2);
+    xf = dt == FP_FLOAT16 ? fp_f16_to_f32(h) : fp_bf16_to_f32(h);
+  }
+  return expected(dt, xf, widen(dt, w, i), g, l1, l2);
 }
 
 // ---- buffers --------------------------------------------------------------------------------------
@@ -233,8 +259,8 @@ static void run_pass(const std::string& name, int mode, std::vector<Tensor>& ts,
       uint64_t want;
       if (untouched) want = bits_of(t.dt, gold, i);
       else {
-        const double tt = term(widen(t.dt, t.w(), i), l1, l2);
-        want = rounded(t.dt, mode == 1 ? widen(t.dt, gold, i) + tt : tt);
+        const double old = widen(t.dt, gold, i);
+        want = expected_at(t.dt, t.w(), i, mode == 1 ? &old : nullptr, l1, l2);
       }
       CHECK(got == want, "%s: tensor %zu (dtype %d, n %lld, l1 %g, l2 %g) element %lld: bits %llx, want %llx",
             name.c_str(), k, t.dt, (long long)t.n, l1, l2, (long long)i, (unsigned long long)got,
@@ -247,8 +273,10 @@ static void run_pass(const std::string& name, int mode, std::vector<Tensor>& ts,
 static void free_list_cases(std::mt19937_64& rng) {
   const int64_t C = 8192;  // fp32 chunk; other dtypes' chunks are 2x / 0.5x this
   const std::vector<int64_t> sizes = {0, 1, 3, 17, C - 1, C, C + 1, 5, 0, 2 * C + 7, 65, 4 * C, 97, 0, 33, 3 * C + 3};
-  const std::vector<double> l1_per = {0.0, 0.013, 0.5, 0.0, 1e-3, 2.0, 0.25, 0.0, 0.7, 0.1, 0.0, 0.3, 1.0, 0.0, 0.4, 0.9};
-  const std::vector<double> l2_per = {0.021, 0.0, 1.5, 0.0, 0.25, 0.0, 0.5, 0.0, 0.3, 0.2, 0.7, 0.0, 1.0, 0.3, 0.0, 0.2};
+  // Tensor k has dtype k % 4. l1 = 1e-40 (below float32's normal range) sends float32 tensor 12's
+  // gradient the double way.
+  const std::vector<double> l1_per = {0.0, 0.013, 0.5, 0.0, 1e-3, 2.0, 0.25, 0.0, 0.7, 0.1, 0.0, 0.3, 1e-40, 0.0, 0.4, 0.9};
+  const std::vector<double> l2_per = {0.021, 0.0, 1.5, 0.0, 0.25, 0.0, 0.5, 0.0, 0.3, 0.2, 0.7, 0.0, 0.3, 0.3, 0.0, 0.2};
   const Factors factor_sets[] = {{l1_per, l2_per}, {{0.013}, {0.021}}, {{0.0}, {0.0}}, {{0.5}, l2_per}};
   for (int sms : {1, 2, 5}) {
     emu::g_multiprocessors = sms;
@@ -307,14 +335,14 @@ static void grad_cases(std::mt19937_64& rng) {
     for (int dt = 0; dt < 4; ++dt)
       for (int64_t n : {int64_t(1), int64_t(7), int64_t(33), int64_t(4099)})
         for (int shift : {0, 1, 2})  // 1: w misaligned; 2: out misaligned
-          for (auto [l1, l2] : {std::pair{0.013, 0.021}, {0.5, 0.0}, {0.0, 1.5}, {0.0, 0.0}}) {
+          for (auto [l1, l2] : {std::pair{0.013, 0.021}, {0.5, 0.0}, {0.0, 1.5}, {0.0, 0.0}, {1e-40, 0.3}}) {
             Tensor t = make_tensor(rng, dt, n, shift == 1, shift == 2, true);
             const std::vector<unsigned char> w0 = t.wb;
             const double l1v = l1, l2v = l2;
             launch_grad(addr(t.w()), addr(t.g()), n, dt, addr(&l1v), addr(&l2v), 0, 0);
             CHECK(t.wb == w0 && head_intact(t.gb, t.shift_g), "grad: wrote outside out");
             for (int64_t i = 0; i < n; ++i) {
-              const uint64_t got = bits_of(dt, t.g(), i), want = rounded(dt, term(widen(dt, t.w(), i), l1, l2));
+              const uint64_t got = bits_of(dt, t.g(), i), want = expected_at(dt, t.w(), i, nullptr, l1, l2);
               CHECK(got == want, "grad dtype %d n %lld shift %d l1 %g l2 %g element %lld: bits %llx want %llx", dt,
                     (long long)n, shift, l1, l2, (long long)i, (unsigned long long)got, (unsigned long long)want);
               if (got != want) break;
@@ -322,6 +350,26 @@ static void grad_cases(std::mt19937_64& rng) {
           }
   }
   emu::g_multiprocessors = 3;
+}
+
+// ---- the double rounding of half types on the double path ------------------------------------------
+
+// float16 w = 1 + 2^-10 with l1 = 1e-40 (so the gradient goes the double way) and 2 * l2 chosen so
+// that t = 2 * l2 * w lies just below the float16 tie 1 + 3 * 2^-11, within half a float32 ulp:
+// rounded to nearest float32 first it is the tie, which float16 rounds to even (0x3c02); any other
+// first rounding (toward zero, or straight to float16) gives 0x3c01.
+static void double_rounding_cases(std::mt19937_64& rng) {
+  const double l1 = 1e-40, l2 = 0.5002439024390243;
+  const uint16_t w_bits = 0x3c01, want = 0x3c02;
+  const int64_t n = 40;
+  std::vector<Tensor> ts;
+  ts.push_back(make_tensor(rng, FP_FLOAT16, n, 0, 0, false));
+  for (int64_t i = 0; i < n; ++i) memcpy(ts[0].w() + 2 * i, &w_bits, 2);
+  run_pass("double rounding (overwrite)", 2, ts, {{l1}, {l2}});
+  launch_grad(addr(ts[0].w()), addr(ts[0].g()), n, FP_FLOAT16, addr(&l1), addr(&l2), 0, 0);
+  for (int64_t i = 0; i < n; ++i)
+    CHECK(bits_of(FP_FLOAT16, ts[0].g(), i) == want, "double rounding (grad): out[%lld] = %llx, want %x", (long long)i,
+          (unsigned long long)bits_of(FP_FLOAT16, ts[0].g(), i), want);
 }
 
 // ---- errors raise before any launch and leave memory alone --------------------------------------
@@ -451,9 +499,10 @@ static void large_index_cases() {
       CHECK(double(out) == double(float(want)), "past 2^32 (shift %d, mode %d): value %.9g, want %.9g", shift, mode,
             double(out), want);
     }
+    const double zero = 0.0;
     for (int64_t i = first_block * chunk; i < tn; ++i) {  // g = 0 + grad(w) from the accumulate pass
       const uint16_t got = g.get(i + shift);
-      const uint16_t expect = uint16_t(rounded(FP_FLOAT16, 0.0 + term(double((i + shift) % 7 - 3), l1, l2)));
+      const uint16_t expect = uint16_t(expected(FP_FLOAT16, float((i + shift) % 7 - 3), double((i + shift) % 7 - 3), &zero, l1, l2));
       CHECK(got == expect, "past 2^32 (shift %d): g[%lld] = %x, want %x", shift, (long long)i, got, expect);
       if (got != expect) break;
     }
@@ -464,7 +513,7 @@ static void large_index_cases() {
     launch_grad(w_tensor, o_tensor, tn, FP_FLOAT16, addr(&l1), addr(&l2), 0, 0);
     for (int64_t i = first_g * per_block; i < tn; ++i) {
       const uint16_t got = o.get(i + shift);
-      const uint16_t expect = uint16_t(rounded(FP_FLOAT16, term(double((i + shift) % 7 - 3), l1, l2)));
+      const uint16_t expect = uint16_t(expected(FP_FLOAT16, float((i + shift) % 7 - 3), double((i + shift) % 7 - 3), nullptr, l1, l2));
       CHECK(got == expect, "grad past 2^32 (shift %d): out[%lld] = %x, want %x", shift, (long long)i, got, expect);
       if (got != expect) break;
     }
@@ -480,6 +529,7 @@ int main(int argc, char** argv) {
   large_index_cases();
   long_list_cases(rng);
   grad_cases(rng);
+  double_rounding_cases(rng);
   free_list_cases(rng);
   printf("launches: %ld, vector loads: %ld\n", emu::g_launches, emu::g_vector_loads);
   CHECK(emu::g_vector_loads > 0, "the 16-byte path never ran");
