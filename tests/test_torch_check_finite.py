@@ -53,13 +53,8 @@ def value_calls(w, g, l1, l2):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_same_outcome_for_numpy_and_torch(kind, case, request):
+def test_same_outcome_for_numpy_and_torch(kind, case):
     data, dtype, l1, l2, says = CASES[case]
-    if kind == "numpy" and case == "inf with zero factors":
-        # _numpy_api.value (core engineer's) looks at the elements only when the value is not
-        # finite; with both factors 0 the value is 0. Fix there, then drop this mark.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="NumPy value() skips the "
-                                              "element check when the value is finite"))
     w = make(kind, data, dtype)
     g = make(kind, [0.5] * len(data), dtype)
     for name, (call, culprit) in value_calls(w, g, l1, l2).items():

@@ -76,9 +76,10 @@ def value(w, l1: float, l2: float, check_finite: bool = False) -> float:
     if not check_finite and (v := _core.numpy_value_many([w], l1, l2)) is not None:
         return v
     a, code = _readable(w, "w")
+    if check_finite:  # the elements too: with zero factors an Inf leaves the value finite
+        _raise_if_not_finite([a], ([code], ["w"]))
     v = _core.value(_ptr(a), a.size, code, l1, l2)
     if check_finite and not math.isfinite(v):
-        _raise_if_not_finite([a], ([code], ["w"]))
         raise ValueError("the penalty value is not finite (check_finite=True)")
     return _result(v, [code])
 
