@@ -1,5 +1,5 @@
-"""Per-layer statistics. sum|w| and sum w^2 come from fastpenalty's own kernels
-(``fastpenalty.l1(w, 1.0)`` and ``fastpenalty.l2(w, 1.0)``); max |w| and the near-zero share
+"""Per-layer statistics. sum|w| and sum w^2 come from fastpenalty's own kernels (one
+``_core.sums_many`` read per NumPy array); max |w| and the near-zero share
 are plain reductions, done in chunks so no full-size temporary is made. ``w`` is a NumPy array
 (CPU, no torch needed) or a torch tensor on an accelerator; both have the operations used here."""
 
@@ -40,7 +40,13 @@ class LayerStats:
 
 
 def _kernel_sums(w) -> tuple[float, float]:
-    # where a one-pass (sum|w|, sum w^2) entry of _core would plug in: one call instead of two
+    """(sum |w|, sum w^2): one read of a C-contiguous NumPy array by _core.sums_many, else (a
+    torch tensor on an accelerator) the two public value functions."""
+    if isinstance(w, np.ndarray) and w.flags.c_contiguous:
+        from .. import _core, _dtypes
+
+        abs_sums, sq_sums = _core.sums_many([w.ctypes.data], [w.size], [_dtypes.numpy_code(w.dtype)])
+        return abs_sums[0], sq_sums[0]
     import fastpenalty
     return float(fastpenalty.l1(w, 1.0)), float(fastpenalty.l2(w, 1.0))
 

@@ -9,7 +9,9 @@ works on fake tensors.
 """
 import torch
 
-DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+from .._dtypes import CODES
+
+DTYPE_CODES = {getattr(torch, name): code for name, code in CODES.items()}  # torch.float32 -> 0, ...
 
 
 def is_dense(t: torch.Tensor) -> bool:

@@ -1,8 +1,7 @@
 """No tensor written in place may share memory with any other tensor of the same call: the
 kernels read w and write g in parallel chunks, so an overlap would give a wrong answer."""
+from .._dtypes import ITEMSIZE
 from ._layout import DTYPE_CODES, byte_span, first_overlap
-
-_ITEMSIZE = {0: 4, 1: 8, 2: 2, 3: 2}  # by dtype code
 
 # The last (pointers, sizes, dtype codes) of an all-contiguous call proven free of overlap: a
 # training loop passes the same parameters and gradients every step, and then sorts the spans
@@ -24,7 +23,7 @@ def require_disjoint_flat(pairs) -> None:
     key = (pairs.w_ptrs, pairs.g_ptrs, pairs.sizes, pairs.codes)
     if key == _proven:
         return
-    ends = [n * _ITEMSIZE[c] for n, c in zip(pairs.sizes, pairs.codes)]
+    ends = [n * ITEMSIZE[c] for n, c in zip(pairs.sizes, pairs.codes)]
     hit = first_overlap([(p, p + e) for p, e in zip(pairs.w_ptrs, ends)],
                         [(p, p + e) for p, e in zip(pairs.g_ptrs, ends)])
     if hit is not None:
