@@ -23,8 +23,8 @@ class Target:
 
 
 TARGETS = (
-    Target("numpy", "accumulate", "fastpenalty", "fraction_of_probe", 0.85, "accumulate_ >= 85% of the g+=w probe"),
-    Target("numpy", "value", "fastpenalty", "fraction_of_probe", 0.85, "value >= 85% of the read probe"),
+    Target("numpy", "accumulate", "fastpenalty", "fraction_of_probe", 0.93, "accumulate_ >= 93% of the g+=w probe"),
+    Target("numpy", "value", "fastpenalty", "fraction_of_probe", 0.95, "value >= 95% of the read probe"),
     Target("torch", "accumulate", "fastpenalty", "fraction_of_probe", 0.80, "accumulate_ >= 80% of torch._foreach_add_"),
     Target("torch", "accumulate", "torch_eager", "fastpenalty_speedup", 10.0, ">= 10x torch eager autograd"),
     Target("torch", "accumulate", "torch_foreach", "fastpenalty_speedup", 5.0, ">= 5x the best torch._foreach_* code"),
