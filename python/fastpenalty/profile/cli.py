@@ -1,6 +1,6 @@
 """`python -m fastpenalty profile`: per-layer weight norms, sparsity and penalty share of a model.
 
-The lead's ``fastpenalty/__main__.py`` builds the sub-parser with ``add_arguments`` and calls
+``fastpenalty/__main__.py`` builds the sub-parser with ``add_arguments`` and calls
 ``run``; every user-facing failure is one line on stderr and a non-zero exit code.
 """
 
