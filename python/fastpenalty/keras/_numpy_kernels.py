@@ -20,10 +20,5 @@ def penalty(x, l1, l2):
     value = x.value if isinstance(x, keras.Variable) else x
     if not isinstance(value, np.ndarray) or value.dtype not in _KERNEL_DTYPES:
         return None
-    if l1 and l2:
-        result = fastpenalty.l1_l2(value, l1=l1, l2=l2)
-    elif l1:
-        result = fastpenalty.l1(value, l1)
-    else:
-        result = fastpenalty.l2(value, l2)
+    result = fastpenalty.l1_l2(value, l1=l1, l2=l2)  # a zero factor's term is off
     return ops.convert_to_tensor(result, dtype=value.dtype)

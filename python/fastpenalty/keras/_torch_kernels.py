@@ -38,12 +38,8 @@ def penalty(x, l1, l2):
         return None
     if type(value) in _plain_types and value.device.type == "cpu" and _eager():
         result = _Direct.apply(value, l1, l2)
-    elif l1 and l2:
-        result = fastpenalty.l1_l2(value, l1=l1, l2=l2)
-    elif l1:
-        result = fastpenalty.l1(value, l1)
     else:
-        result = fastpenalty.l2(value, l2)
+        result = fastpenalty.l1_l2(value, l1=l1, l2=l2)  # a zero factor's term is off
     # The kernels give fp32 (fp64 for fp64 input); Keras hands back x's own dtype.
     return result if result.dtype == out_dtype else result.to(out_dtype)
 
