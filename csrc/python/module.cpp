@@ -9,6 +9,7 @@
 
 #include "fastpenalty/fastpenalty_experimental.h"
 #include "numpy_fast_path.h"
+#include "torch_plan.h"
 
 namespace py = pybind11;
 
@@ -210,6 +211,7 @@ PYBIND11_MODULE(_core, m) {
         "The value over a list of plain NumPy arrays, or None when the Python path must handle them.");
   m.def("numpy_accumulate_many", &fp_numpy::accumulate_many, py::arg("ws"), py::arg("gs"), py::arg("l1"),
         py::arg("l2"), "accumulate_many_ over lists of plain NumPy arrays, or None (see numpy_value_many).");
+  fp_torch::register_bindings(m);
   m.def("as_float32", [](double v) { return double(static_cast<float>(v)); }, py::arg("value"),
         "A double rounded to float32 (inf beyond its range), without NumPy's overflow warning.");
   m.def("set_num_threads", [](int n) { raise_on_error(fp_set_num_threads(n)); }, py::arg("n"));

@@ -48,13 +48,13 @@ def _bind_torch():
     global _torch, _kernel_dtypes, _plain_types, _eager, _Direct
     import torch
 
-    from fastpenalty.torch import functional
+    from fastpenalty.torch import _plan
 
     _kernel_dtypes = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
     _plain_types = (torch.Tensor, torch.nn.Parameter)
-    # fastpenalty.torch's own test for "nothing would have to see this call"; without it the
-    # direct path is never taken.
-    _eager = getattr(functional, "_eager", None) or (lambda: False)
+    # fastpenalty.torch's one test for "nothing would have to see this call" (its eager fast
+    # paths use the same): no tracing, mode or functorch transform.
+    _eager = _plan.eager
 
     class Direct(torch.autograd.Function):
         """value = fastpenalty.l1_l2(w); dw = ct * fastpenalty.grad(w): the kernels, on the

@@ -18,7 +18,6 @@ from . import _checks
 from ._layout import DTYPE_CODES, readable, staged_target, writable_in_place
 from ._outputs import grad_buffer, value_dtype
 from ._overlap import require_disjoint, require_disjoint_flat
-from ._plan import Remembered, any_requires_grad
 
 PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))  # no subclass with its own dispatch
 _FP64 = DTYPE_CODES[torch.float64]
@@ -42,23 +41,13 @@ class FlatPairs(NamedTuple):
     codes: list
 
 
-_weights_seen, _pairs_seen = Remembered(), Remembered()
-
-
 def plain_weights(ws, recording: bool = False):
     """Flat lists for ws in one pass when every tensor is a plain, contiguous CPU tensor of a
-    supported dtype (and, when autograd records, none requires grad); else None. The list of
-    the last call is recognised without the full checks (_plan)."""
-    flat = _weights_seen.recall(ws)
-    if flat is not None and not (recording and any_requires_grad(ws)):
-        return flat
+    supported dtype (and, when autograd records, none requires grad); else None."""
     try:
-        flat = _plain_weights(ws, recording)
+        return _plain_weights(ws, recording)
     except RuntimeError:  # a sparse or other non-strided tensor: the detailed checks name it
         return None
-    if flat is not None:
-        _weights_seen.remember(ws, flat)
-    return flat
 
 
 def _plain_weights(ws, recording: bool):
@@ -82,17 +71,10 @@ def plain_pairs(ws, gs):
     one supported dtype and shape, and every g may be written; else None."""
     if len(ws) != len(gs):
         return None
-    both = ws + gs if isinstance(ws, list) and isinstance(gs, list) else list(ws) + list(gs)
-    pairs = _pairs_seen.recall(both)
-    if pairs is not None and not any_requires_grad(gs):
-        return pairs
     try:
-        pairs = _plain_pairs(ws, gs)
+        return _plain_pairs(ws, gs)
     except RuntimeError:  # a sparse or other non-strided tensor: the detailed checks name it
         return None
-    if pairs is not None:
-        _pairs_seen.remember(both, pairs)
-    return pairs
 
 
 def _plain_pairs(ws, gs):

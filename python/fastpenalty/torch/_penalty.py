@@ -12,7 +12,7 @@ import torch
 
 from .._exclusion import is_excluded
 from .._factors import check_factor
-from . import _checks, distributed, functional
+from . import _checks, _plan, distributed, functional
 from ._tracking import Followed
 
 # The rule `python -m fastpenalty profile` applies too: biases, normalization weights, vectors.
@@ -181,6 +181,8 @@ class Penalty:
                           if isinstance(module_or_params, torch.nn.Module) else None)
         self._after_backward = None  # what backward through penalty() left in a p.grad
         self._warned_both = False
+        # the eager CPU fast path's remembered lists (_plan): penalty() and accumulate_()
+        self._value_plan, self._grad_plan = _plan.new(), _plan.new()
 
     def _adopt(self, params: list) -> None:
         """Takes params (in the order of self._names) as the penalized parameters, checked."""
@@ -299,7 +301,8 @@ class Penalty:
                                       functional.value_many)
         else:
             with _naming(self._names):
-                total = functional.value_many(self._params, self._l1s, self._l2s)
+                total = functional._value_many(self._params, self._l1s, self._l2s, False,
+                                               self._value_plan)
         if total.requires_grad and not torch.compiler.is_compiling():
             total.register_hook(self._on_backward)
         return total
@@ -334,6 +337,11 @@ class Penalty:
             return distributed.accumulate(self._sharded, self._l1s, self._l2s,
                                           functional.accumulate_many_,
                                           functional.value_many)
+        if _plan.eager() and self._l1s.is_cpu:
+            # p.grad read, checked and written in C++; None: a p.grad is missing or not plain
+            got = self._grad_plan.accumulate_grads(self._params, self._l1s, self._l2s, False)
+            if got is not None:
+                return torch.scalar_tensor(got[0], dtype=got[1])
         pattern = _requires_grad(self._params)
         if all(pattern):
             trainable, l1s, l2s, split = self._params, self._l1s, self._l2s, None

@@ -1,49 +1,65 @@
-"""The last validated list of plain CPU tensors, remembered with the flat lists the core takes.
+"""The eager CPU fast path's plans: `fastpenalty._core.TorchPlan` (csrc/python/torch_plan.h).
 
 A training loop hands the same parameters (and, unless gradients are set to None, the same
-gradients) to every call. Validating them in full costs about ten attribute reads per tensor;
-for the same tensor objects only a few things can change between calls, and those are
-re-read: the address (`p.data = ...`, `set_()`), the element count, the dtype and the
-contiguity (`t_()`, `as_strided_()`). The tensors are held weakly, so a remembered list never
-keeps freed gradients alive.
+gradients) to every call. A plan keeps the flat pointer/size/dtype arrays of its last call in
+C++, with weak references to the tensors (so it never keeps a freed gradient alive); per call it
+checks each tensor's identity and re-reads what can change on the same object (address, element
+count, dtype, contiguity; a target's requires_grad), in C++ through torch's own Tensor
+descriptors, registered here once. A new or changed object gets the full plain-tensor check
+there too. Whatever a plan does not take (it answers None) goes through the Python checks.
+
+`eager()` is the condition for any call past the dispatcher: no tracing, mode or functorch
+transform that would have to see the call.
 """
+import inspect
 import operator
-import weakref
 
 import torch
 
-_data_ptr = torch.Tensor.data_ptr
-_numel = torch.Tensor.numel
-_is_contiguous = torch.Tensor.is_contiguous
-_dtype = operator.attrgetter("dtype")
+from .. import _core
+from ._layout import DTYPE_CODES
+
+_READ = ("data_ptr", "numel", "is_contiguous", "is_neg", "is_inference", "grad", "dtype",
+         "layout", "is_cpu", "is_nested", "requires_grad", "shape")
+
+
+def _register() -> bool:
+    """Hands torch's types and Tensor descriptors to the core; False (plans then take nothing)
+    when this torch does not have them as expected, or nn.Parameter overrides one."""
+    try:
+        descriptors = {name: inspect.getattr_static(torch.Tensor, name) for name in _READ}
+        if any(inspect.getattr_static(torch.nn.Parameter, name) is not d
+               for name, d in descriptors.items()):
+            return False
+        _core.register_torch_types(torch.Tensor, torch.nn.Parameter,
+                                   {code: dtype for dtype, code in DTYPE_CODES.items()},
+                                   torch.strided, descriptors, torch._C._increment_version)
+    except (AttributeError, TypeError):
+        return False
+    return True
+
+
+READY = _register()
+
+
+def new() -> "_core.TorchPlan":
+    return _core.TorchPlan()
+
+
+try:
+    _functorch_active = torch._C._functorch.peek_interpreter_stack
+except AttributeError:  # unknown torch internals: never take the direct path
+    def _functorch_active():
+        return True
+
+
+def eager() -> bool:
+    """No tracing, mode or functorch transform that would have to see the call."""
+    return not (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+                or torch._C._is_torch_function_mode_enabled() or _functorch_active() is not None)
+
+
 _requires_grad = operator.attrgetter("requires_grad")
-
-
-class Remembered:
-    """One remembered list: recall(ts) gives what remember() stored for it while every check
-    still holds, else None."""
-
-    def __init__(self):
-        self._refs = None
-
-    def remember(self, ts: list, flat) -> None:
-        self._refs = [weakref.ref(t) for t in ts]
-        self._ptrs = list(map(_data_ptr, ts))
-        self._sizes = list(map(_numel, ts))
-        self._dtypes = list(map(_dtype, ts))
-        self._flat = flat
-
-    def recall(self, ts: list):
-        refs = self._refs
-        if refs is None or len(refs) != len(ts):
-            return None
-        if not (all(map(operator.is_, [r() for r in refs], ts))
-                and list(map(_data_ptr, ts)) == self._ptrs
-                and list(map(_numel, ts)) == self._sizes
-                and list(map(_dtype, ts)) == self._dtypes
-                and all(map(_is_contiguous, ts))):
-            return None
-        return self._flat
 
 
 def any_requires_grad(ts) -> bool:

@@ -6,13 +6,13 @@ nn.Parameter(...)` and `load_state_dict(..., assign=True)` register a new object
 set_overwrite_module_params_on_conversion(True)` store one straight into `m._parameters`. The
 first kind (and any submodule replacement) is seen through torch's global registration hooks,
 which only bump a counter; the second by checking that each followed `_parameters` entry still
-holds the object we have: one dict lookup per parameter. In-place changes of a parameter's
+holds the object we have: one dict lookup per parameter, in C++ (`_core.slots_hold`). In-place changes of a parameter's
 storage, dtype or device (`p.data = ...`, plain `.half()`) keep the object, and the functional
 forms read those afresh on every call.
 """
-import operator
-
 import torch
+
+from .. import _core
 
 _registrations = [0]
 _installed = []
@@ -56,13 +56,16 @@ class Followed:
                     "or its submodule replaced by one without it); build a new Penalty for the "
                     "module as it is now")
             slots.append((owner._parameters, local))
+        self._dicts, self._keys = [d for d, _ in slots], [k for _, k in slots]
         return slots
 
     def unchanged(self, params) -> bool:
         """Whether `params` are still the module's parameters under their names."""
         if registrations() != self.seen:
             return False
-        return all(map(operator.is_, [d.get(k) for d, k in self.slots], params))
+        if torch.compiler.is_compiling():  # dynamo traces this form, not the C++ one
+            return all(d.get(k) is p for (d, k), p in zip(self.slots, params))
+        return _core.slots_hold(self._dicts, self._keys, params)
 
     def resolve(self) -> list:
         """The module's current parameters under the names; RuntimeError naming one that is

@@ -27,20 +27,12 @@ give such factors as numbers in eager mode, or through Penalty (checked in set_f
 import torch
 
 from .._factors import check_factor, check_factor_list, refuse_non_real
-from . import _checks, _cpu, _ops
+from . import _checks, _cpu, _ops, _plan
 from ._overlap import require_disjoint
-from ._plan import any_requires_grad
+from ._plan import any_requires_grad, eager as _eager
 
-try:
-    _functorch_active = torch._C._functorch.peek_interpreter_stack
-except AttributeError:  # unknown torch internals: never take the direct path
-    def _functorch_active():
-        return True
-
-def _eager() -> bool:
-    """No tracing, mode or functorch transform that would have to see the call."""
-    return not (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
-                or torch._C._is_torch_function_mode_enabled() or _functorch_active() is not None)
+# The plans (csrc/python/torch_plan.h) of the public *_many functions; Penalty has its own.
+_VALUES, _PAIRS = _plan.new(), _plan.new()
 
 
 def _direct(tensors, differentiable: bool) -> bool:
@@ -252,32 +244,52 @@ def _device_of(ws):
 def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
     """l1 * sum|w| + l2 * sum w^2 summed over every tensor of ws, in one fused call; l1 and l2
     are one factor or one per tensor. A 0-dim tensor, differentiable in every w."""
-    ws = _as_list(ws, "ws")
+    return _value_many(_as_list(ws, "ws"), l1, l2, check_finite, _VALUES)
+
+
+def _value_many(ws: list, l1, l2, check_finite, plan) -> torch.Tensor:
+    """value_many through `plan` first (Penalty passes its own, so that two penalties do not
+    evict each other's lists), then the Python checks."""
     if _eager():
+        got = plan.value_many(ws, l1, l2, bool(check_finite), torch.is_grad_enabled())
+        if got is not None:
+            value, dtype, record = got
+            if record:
+                return _recorded(value, dtype, ws, l1, l2)
+            return torch.scalar_tensor(value, dtype=dtype)
         flat = _cpu.plain_weights(ws)
         if flat is not None:
             a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
             if a is not None and b is not None and None not in a and None not in b:
+                total = _cpu.value_flat(flat, ws, a, b, check_finite)
                 if torch.is_grad_enabled() and any_requires_grad(ws):
-                    return _EagerValueMany.apply(flat, a, b, bool(check_finite), *ws)
-                return _cpu.value_flat(flat, ws, a, b, check_finite)
+                    return _recorded(total.item(), total.dtype, ws, a, b)
+                return total
     _checks.many(ws, "ws")
     device = _device_of(ws)
     return _ops.value_many(ws, _factors(l1, "l1", len(ws), device),
                            _factors(l2, "l2", len(ws), device), bool(check_finite))
 
 
+def _recorded(value: float, dtype, ws, l1, l2) -> torch.Tensor:
+    """The value, computed already, as the output of one autograd node over ws."""
+    n = len(ws)
+    a, b = _host_values(l1, "l1", n), _host_values(l2, "l2", n)
+    return _apply_value_many(value, dtype, a, b, *ws)
+
+
 class _EagerValueMany(torch.autograd.Function):
     """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
-    kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). Forward
-    is _cpu.value_flat; backward _cpu.grad_many, or the differentiable grad_many op when the
-    backward is itself recorded (double backward)."""
+    kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). The forward
+    is given the value (computed by the plan or _cpu.value_flat) and only records the node;
+    backward is _cpu.grad_many, or the differentiable grad_many op when the backward is itself
+    recorded (double backward)."""
 
     @staticmethod
-    def forward(ctx, flat, l1s: list, l2s: list, check_finite: bool, *ws):
+    def forward(ctx, value: float, dtype, l1s: list, l2s: list, *ws):
         ctx.factors = (l1s, l2s)
         ctx.save_for_backward(*ws)
-        return _cpu.value_flat(flat, ws, l1s, l2s, check_finite)
+        return torch.scalar_tensor(value, dtype=dtype)
 
     @staticmethod
     def backward(ctx, gout):
@@ -302,11 +314,21 @@ class _EagerValueMany(torch.autograd.Function):
         return (None, None, None, None, *grads)
 
 
+try:  # Function.apply's Python layer (functorch unwrapping) costs a pass over the inputs; the
+    # node is only recorded in eager mode (_eager), where that layer does nothing
+    _apply_value_many = torch._C._FunctionBase.__dict__["apply"].__get__(None, _EagerValueMany)
+except (AttributeError, KeyError, TypeError):
+    _apply_value_many = _EagerValueMany.apply
+
+
 def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> torch.Tensor:
     """Every gs[i] += grad(ws[i]) in one fused multi-tensor call; returns the total value
     (detached). Nothing is written unless every check passes."""
     ws, gs = _as_list(ws, "ws"), _as_list(gs, "gs")
     if _eager():
+        got = _PAIRS.accumulate_many(ws, gs, l1, l2, bool(check_finite))
+        if got is not None:
+            return torch.scalar_tensor(got[0], dtype=got[1])
         pairs = _cpu.plain_pairs(ws, gs)
         if pairs is not None:
             a, b = _host_values(l1, "l1", len(ws)), _host_values(l2, "l2", len(ws))
