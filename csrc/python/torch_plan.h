@@ -619,7 +619,7 @@ inline void register_bindings(py::module_& m) {
            py::arg("check_finite"))
       .def("accumulate_grads", &Plan::accumulate_grads, py::arg("params"), py::arg("l1"), py::arg("l2"),
            py::arg("check_finite"))
-      .def_property_readonly("served", &Plan::was_served)
+      .def_property_readonly("was_served", &Plan::was_served)
       .def_property_readonly("full_checks", &Plan::full_checks);
   m.def("slots_hold", &slots_hold, py::arg("dicts"), py::arg("keys"), py::arg("objs"),
         "Whether dicts[i][keys[i]] is objs[i] for every i.");
