@@ -8,6 +8,7 @@ PyTorch's own fused multi-tensor route). Rounds are interleaved, so drift hits e
 """
 import argparse
 import statistics
+import sys
 import time
 
 import torch
@@ -66,10 +67,10 @@ def main() -> int:
     times = measure(calls, args.rounds, args.inner)
     probe = statistics.median(times["torch._foreach_add_(gs, ws) [probe]"])
     machine = cpu_device(fastpenalty.get_num_threads(), fastpenalty.get_isa())
+    command = " ".join(["python bench/bench_torch_overhead.py", *sys.argv[1:]])
     lines = [f"Host time per tensor, {args.tensors} CPU tensors of {args.size} float32 elements, "
              f"median of {args.rounds} interleaved rounds of {args.inner} calls; {machine}; "
-             f"torch {torch.__version__}. `python bench/bench_torch_overhead.py"
-             f"{'' if args.tensors == 2000 else f' --tensors {args.tensors}'}`", "",
+             f"torch {torch.__version__}; fastpenalty {fastpenalty.__version__}. `{command}`", "",
              "| call | us per tensor (p20 / p50 / p80) | time / probe (p50) |", "|---|---|---|"]
     for name, ts in times.items():
         q = statistics.quantiles(ts, n=5)

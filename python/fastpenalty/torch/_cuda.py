@@ -34,6 +34,10 @@ def _contiguous(ts) -> list:
 
 
 def _staged(gs) -> list:
+    """gs itself when every g can be written as it is (no copy-back walk then), else a list with
+    contiguous copies in place of the others."""
+    if all(g.is_contiguous() and not g.is_neg() for g in gs):
+        return gs
     return [g if g.is_contiguous() and not g.is_neg() else staged_target(g) for g in gs]
 
 
@@ -84,7 +88,8 @@ def accumulate_many(ws, gs, l1s, l2s, check_finite: bool, names) -> torch.Tensor
         value_many(ws, l1s, l2s, True, names)
     staged = _staged(gs)
     total = kernels().accumulate_many_(_contiguous(ws), staged, l1s.reshape(-1), l2s.reshape(-1))
-    for g, gc in zip(gs, staged):
-        if gc is not g:
-            g.copy_(gc)
+    if staged is not gs:
+        for g, gc in zip(gs, staged):
+            if gc is not g:
+                g.copy_(gc)
     return total

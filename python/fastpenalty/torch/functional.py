@@ -337,7 +337,8 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False) -> t
     _checks.targets(ws, gs)
     device = _device_of(ws)
     l1s, l2s = _factors(l1, "l1", len(ws), device), _factors(l2, "l2", len(ws), device)
-    if _direct(ws + gs, differentiable=False):  # CPU tensors of any layout
+    # CPU tensors of any layout (targets() proved one device: a CUDA list is not walked again)
+    if (not ws or ws[0].is_cpu) and _direct(ws + gs, differentiable=False):
         return _written(gs, _cpu.accumulate_many(ws, gs, _float_list(l1s), _float_list(l2s),
                                                  check_finite))
     with torch.no_grad():  # the value of an in-place update is returned detached
