@@ -320,3 +320,18 @@ def test_penalty_factors_changed_in_place():
     expected = sum(2.0 * float((p.detach() ** 2).sum()) for p in penalty.parameters)
     np.testing.assert_allclose(penalty().item(), expected, rtol=1e-6)
     assert penalty._value_plan.was_served
+
+
+def test_recorded_value_refuses_a_weight_modified_before_backward():
+    ws = [torch.randn(5, requires_grad=True) for _ in range(3)]
+    value = fastpenalty.value_many(ws, L1, L2)
+    assert VALUES.was_served
+    with torch.no_grad():
+        ws[1].mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        value.backward()
+    value = fastpenalty.value_many(ws, L1, L2)
+    value.backward()
+    for w in ws:
+        np.testing.assert_allclose(w.grad.numpy(), reference.grad(w.detach().numpy(), L1, L2),
+                                   rtol=1e-6)

@@ -35,7 +35,7 @@ struct Torch {
            *is_inference = nullptr;
   // getset descriptors
   PyObject *grad = nullptr, *dtype = nullptr, *layout = nullptr, *is_cpu = nullptr, *is_nested = nullptr,
-           *requires_grad = nullptr, *shape = nullptr;
+           *requires_grad = nullptr, *shape = nullptr, *version = nullptr;
 };
 
 inline Torch& api() {
@@ -80,6 +80,7 @@ inline void register_types(py::handle tensor, py::handle parameter, py::dict dty
   t.is_nested = getset("is_nested");
   t.requires_grad = getset("requires_grad");
   t.shape = getset("shape");
+  t.version = getset("_version");
   t.increment_version = keep(increment_version);  // last: registered() means all of it is there
   api() = t;
 }
@@ -590,6 +591,51 @@ class Plan {
   }
 };
 
+// The version counters of the weights of a recorded value_many node, so that its backward refuses
+// weights modified in place since the forward, as save_for_backward would (without its per-tensor
+// SavedVariable). `ok` is false when a counter cannot be read (the caller then saves the tensors).
+class Versions {
+ public:
+  explicit Versions(py::tuple ts) {
+    ok_ = registered();
+    const Py_ssize_t n = PyTuple_GET_SIZE(ts.ptr());
+    v_.reserve(size_t(n));
+    for (Py_ssize_t i = 0; ok_ && i < n; ++i) {
+      int64_t v;
+      ok_ = read_version(PyTuple_GET_ITEM(ts.ptr(), i), &v);
+      v_.push_back(v);
+    }
+  }
+
+  bool ok() const { return ok_; }
+
+  bool unchanged(py::tuple ts) const {
+    const Py_ssize_t n = PyTuple_GET_SIZE(ts.ptr());
+    if (!ok_ || size_t(n) != v_.size()) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      int64_t v;
+      if (!read_version(PyTuple_GET_ITEM(ts.ptr(), i), &v) || v != v_[size_t(i)]) return false;
+    }
+    return true;
+  }
+
+ private:
+  static bool read_version(PyObject* t, int64_t* out) {
+    PyObject* r = get(api().version, t);
+    if (!r) return false;
+    *out = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    if (*out == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    return true;
+  }
+
+  bool ok_ = false;
+  std::vector<int64_t> v_;
+};
+
 // Followed.unchanged: dicts[i][keys[i]] is objs[i] for every i (a module's _parameters slots).
 inline bool slots_hold(py::list dicts, py::list keys, py::list objs) {
   const Py_ssize_t n = PyList_GET_SIZE(dicts.ptr());
@@ -621,6 +667,10 @@ inline void register_bindings(py::module_& m) {
            py::arg("check_finite"))
       .def_property_readonly("was_served", &Plan::was_served)
       .def_property_readonly("full_checks", &Plan::full_checks);
+  py::class_<Versions>(m, "TorchVersions", "The version counters of a tuple of tensors, read once.")
+      .def(py::init<py::tuple>(), py::arg("tensors"))
+      .def_property_readonly("ok", &Versions::ok)
+      .def("unchanged", &Versions::unchanged, py::arg("tensors"));
   m.def("slots_hold", &slots_hold, py::arg("dicts"), py::arg("keys"), py::arg("objs"),
         "Whether dicts[i][keys[i]] is objs[i] for every i.");
 }

@@ -20,7 +20,7 @@ from .. import _core
 from ._layout import DTYPE_CODES
 
 _READ = ("data_ptr", "numel", "is_contiguous", "is_neg", "is_inference", "grad", "dtype",
-         "layout", "is_cpu", "is_nested", "requires_grad", "shape")
+         "layout", "is_cpu", "is_nested", "requires_grad", "shape", "_version")
 
 
 def _register() -> bool:

@@ -26,6 +26,7 @@ give such factors as numbers in eager mode, or through Penalty (checked in set_f
 """
 import torch
 
+from .. import _core
 from .._factors import check_factor, check_factor_list, refuse_non_real
 from . import _checks, _cpu, _ops, _plan
 from ._overlap import require_disjoint
@@ -278,6 +279,11 @@ def _recorded(value: float, dtype, ws, l1, l2) -> torch.Tensor:
     return _apply_value_many(value, dtype, a, b, *ws)
 
 
+_MODIFIED = ("one of the variables needed for gradient computation has been modified by an "
+             "inplace operation: a weight of fastpenalty's value_many (or Penalty()) changed "
+             "between the forward and this backward")
+
+
 class _EagerValueMany(torch.autograd.Function):
     """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
     kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). The forward
@@ -288,12 +294,27 @@ class _EagerValueMany(torch.autograd.Function):
     @staticmethod
     def forward(ctx, value: float, dtype, l1s: list, l2s: list, *ws):
         ctx.factors = (l1s, l2s)
-        ctx.save_for_backward(*ws)
+        # the weights' version counters, read in C++, instead of one SavedVariable per weight
+        # (a third of the node's cost on many small tensors): backward refuses modified weights
+        stamp = _core.TorchVersions(ws)
+        if stamp.ok:
+            ctx.weights, ctx.stamp = ws, stamp
+        else:
+            ctx.save_for_backward(*ws)
+            ctx.stamp = None
         return torch.scalar_tensor(value, dtype=dtype)
 
     @staticmethod
+    def _weights(ctx) -> tuple:
+        if ctx.stamp is None:
+            return ctx.saved_tensors
+        if not ctx.stamp.unchanged(ctx.weights):
+            raise RuntimeError(_MODIFIED)
+        return ctx.weights
+
+    @staticmethod
     def backward(ctx, gout):
-        ws = ctx.saved_tensors
+        ws = _EagerValueMany._weights(ctx)
         l1s, l2s = ctx.factors
         chosen = [i for i, need in enumerate(ctx.needs_input_grad[4:]) if need]
         pick = (lambda f: f) if len(l1s) == 1 and len(l2s) == 1 else (
