@@ -6,9 +6,9 @@ nn.Parameter(...)` and `load_state_dict(..., assign=True)` register a new object
 set_overwrite_module_params_on_conversion(True)` store one straight into `m._parameters`. The
 first kind (and any submodule replacement) is seen through torch's global registration hooks,
 which only bump a counter; the second by checking that each followed `_parameters` entry still
-holds the object we have: one dict lookup per parameter, in C++ (`_core.slots_hold`). In-place changes of a parameter's
-storage, dtype or device (`p.data = ...`, plain `.half()`) keep the object, and the functional
-forms read those afresh on every call.
+holds the object we have: one dict lookup per parameter, in C++ (`_core.slots_hold`). In-place
+changes of a parameter's storage, dtype or device (`p.data = ...`, plain `.half()`) keep the
+object, and the functional forms read those afresh on every call.
 """
 import torch
 
