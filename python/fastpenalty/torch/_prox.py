@@ -1,0 +1,221 @@
+"""The proximal elastic-net step for torch tensors: the functional forms, Penalty.prox_ and the
+optimizer hook of Penalty.attach_prox.
+
+    prox_(w, lr, l1=0.0, l2=0.0, *, check_finite=False)        -> ProxResult(value, zeros)
+    prox_many_(ws, lr, l1=0.0, l2=0.0, *, check_finite=False)  -> ProxResult(value, zeros)
+
+w <- sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2) in place, run like an optimizer step: under
+no_grad, so parameters that require grad are updated as torch.optim updates them. value (0-dim,
+float64 iff every w is float64, else float32) and zeros (0-dim int64) describe the result and
+live on the weights' device; neither is differentiable. lr, l1 and l2 are numbers, 0-dim tensors
+or (one per tensor) sequences or 1-dim tensors; tensors never recompile under torch.compile.
+Every check runs before anything is written; check_finite=True refuses a w holding NaN or Inf.
+"""
+import torch
+
+from .._factors import check_factor_list, refuse_non_real
+from .._prox_result import ProxResult
+from . import _checks, _prox_ops
+from ._layout import DTYPE_CODES
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+try:
+    _functorch_active = torch._C._functorch.peek_interpreter_stack
+except AttributeError:  # unknown torch internals: always take the op
+    def _functorch_active():
+        return True
+
+
+def _eager() -> bool:
+    """No tracing, mode or functorch transform that would have to see the call."""
+    return not (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+                or torch._C._is_torch_function_mode_enabled() or _functorch_active() is not None)
+
+
+# ------------------------------------------------------------------------------------ factors
+
+def _host_floats(f, name: str, count: int):
+    """One factor or one per tensor as checked floats, when the host knows them without waiting
+    for a device or reading a traced value; else None (the op checks them where it runs)."""
+    compiling = torch.compiler.is_compiling()
+    if isinstance(f, torch.Tensor):
+        _check_factor_tensor(f, name, count)
+        if f.is_cpu and not compiling:
+            return _checks.factor_values(f.detach().reshape(-1).tolist(), name)
+        return None
+    if isinstance(f, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in f):
+        if len(f) != count:
+            raise ValueError(f"{name} has {len(f)} entries for {count} tensors")
+        values = [_host_floats(v, f"{name}[{i}]", 1) for i, v in enumerate(f)]
+        return None if None in values else [v[0] for v in values]
+    if compiling:
+        return None
+    return check_factor_list(f, name, count)
+
+
+def _check_factor_tensor(f: torch.Tensor, name: str, count: int) -> None:
+    refuse_non_real(f, name)
+    if f.requires_grad:
+        raise ValueError(f"{name} requires grad; the proximal step is not differentiable with "
+                         f"respect to its factors (pass {name}.detach())")
+    if f.dim() > 1 or f.numel() not in (1, count):
+        what = "a single factor" if count == 1 else f"one factor or one per tensor ({count})"
+        raise ValueError(f"{name} must hold {what}, got a tensor of shape {tuple(f.shape)}")
+
+
+def _as_tensor(f, name: str, count: int, device) -> torch.Tensor:
+    """A factor the host could not read, as the float64 1-dim tensor on `device` the op takes.
+    A Python number while tracing becomes ones * f, which keeps a symbolic float a graph input."""
+    if isinstance(f, torch.Tensor):
+        return f.detach().reshape(-1).to(device=device, dtype=torch.float64)
+    if isinstance(f, (list, tuple)):
+        if len(f) != count:
+            raise ValueError(f"{name} has {len(f)} entries for {count} tensors")
+        return torch.cat([_as_tensor(v, f"{name}[{i}]", 1, device) for i, v in enumerate(f)])
+    return torch.ones((1,), dtype=torch.float64, device=device) * f
+
+
+def _factor_tensor(f, floats, name: str, count: int, device) -> torch.Tensor:
+    if floats is None:
+        return _as_tensor(f, name, count, device)
+    return torch.tensor(floats, dtype=torch.float64).to(device, non_blocking=True)
+
+
+# ----------------------------------------------------------------------------------- the step
+
+def _plain_cpu(ws) -> bool:
+    return all(type(w) in _PLAIN_TYPES and w.is_cpu for w in ws)
+
+
+def prox_many_(ws, lr, l1=0.0, l2=0.0, *, check_finite: bool = False) -> ProxResult:
+    """Every ws[i] <- prox(ws[i]) in place, in one fused call; lr, l1 and l2 are one factor or one
+    per tensor. Returns ProxResult(value, zeros) of the result."""
+    if isinstance(ws, torch.Tensor):
+        raise TypeError("ws must be a sequence of tensors, got a single tensor")
+    ws = ws if isinstance(ws, list) else list(ws)
+    return _prox_named(ws, lr, l1, l2, check_finite, _prox_ops.names_of(len(ws)))
+
+
+def prox_(w, lr, l1=0.0, l2=0.0, *, check_finite: bool = False) -> ProxResult:
+    """w <- sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2) in place. Returns ProxResult(value,
+    zeros) of the result."""
+    _checks.weight(w, "w")
+    for f, name in ((lr, "lr"), (l1, "l1"), (l2, "l2")):
+        if isinstance(f, torch.Tensor) and f.numel() != 1:
+            raise ValueError(f"{name} must hold a single factor, got a tensor of shape "
+                             f"{tuple(f.shape)}")
+    return _prox_named([w], lr, l1, l2, check_finite, ["w"])
+
+
+def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
+    """prox_many_ with errors naming the tensors by `names` (Penalty passes parameter names)."""
+    count = len(ws)
+    floats = [_host_floats(f, name, count) for f, name in ((lr, "lr"), (l1, "l1"), (l2, "l2"))]
+    eager = _eager()
+    if eager:  # the op checks again; here the errors can name the tensors
+        _prox_ops.check_targets(ws, names)
+        if ws:
+            _prox_ops.require_disjoint(ws, names)
+        if check_finite:
+            _require_finite(ws, names)
+    with torch.no_grad():
+        if eager and None not in floats and _plain_cpu(ws):
+            if not ws:
+                return ProxResult(*_prox_ops.empty_result(torch.device("cpu")))
+            value, zeros = _prox_ops.run_cpu(ws, *floats)
+            torch.autograd.graph.increment_version(ws)
+            return ProxResult(value, zeros)
+        device = ws[0].device if ws else torch.device("cpu")
+        lrs, l1s, l2s = (_factor_tensor(f, v, name, count, device)
+                         for f, v, name in zip((lr, l1, l2), floats, ("lr", "l1", "l2")))
+        staged, copy_back = _without_neg_bit(ws)
+        value, zeros = _prox_ops.prox_many_(staged, lrs, l1s, l2s,
+                                            bool(check_finite) and not eager)
+        copy_back()
+        return ProxResult(value, zeros)
+
+
+def _require_finite(ws, names) -> None:
+    flags = [torch.isfinite(w).all() for w in ws if w.numel()]
+    if not flags or bool(torch.stack(flags).all()):  # one synchronization on a GPU
+        return
+    _prox_ops.require_finite_cpu(ws, names)
+
+
+def _without_neg_bit(ws):
+    """ws with a resolved copy in place of each negative-bit view, and the function writing the
+    copies back: the dispatcher's fallback for such views cannot run a mutating op."""
+    if torch.compiler.is_compiling() or not any(w.is_neg() for w in ws):
+        return ws, lambda: None
+    staged = [w.resolve_neg() if w.is_neg() else w for w in ws]
+
+    def copy_back():
+        for w, copy in zip(ws, staged):
+            if copy is not w:
+                w.copy_(copy)
+    return staged, copy_back
+
+
+# ------------------------------------------------------------------------------------ Penalty
+
+def penalty_prox(penalty, lr) -> ProxResult:
+    """Penalty.prox_: every selected parameter (frozen ones too), with its group's l1/l2."""
+    penalty._refresh()
+    if penalty._sharded is not None:
+        raise NotImplementedError("Penalty.prox_ over sharded parameters (DTensor / a process "
+                                  "group) is not implemented yet; call fastpenalty.prox_many_ "
+                                  "on the local shards")
+    return _prox_named(penalty._params, lr, penalty._l1s, penalty._l2s, False,
+                       list(penalty._names))
+
+
+class _ProxHook:
+    """optimizer.register_step_post_hook target: after each step, the proximal step with each
+    parameter's lr read from its optimizer param group at that moment (schedulers write it)."""
+
+    def __init__(self, penalty, optimizer):
+        self.penalty = penalty
+        self.params = None
+        self.slots = None
+        self._map(optimizer)
+
+    def _map(self, optimizer) -> None:
+        """(group index) per selected parameter; a parameter the optimizer lacks is an error."""
+        penalty = self.penalty
+        penalty._refresh()
+        where = {id(p): g for g, group in enumerate(optimizer.param_groups) for p in group["params"]}
+        missing = [name for name, p in zip(penalty._names, penalty._params) if id(p) not in where]
+        if missing:
+            raise ValueError(f"attach_prox: the optimizer does not hold {', '.join(missing)}; the "
+                             "proximal step takes each parameter's lr from its param group, so "
+                             "every parameter of the Penalty must be in the optimizer")
+        self.params = list(penalty._params)
+        self.slots = [where[id(p)] for p in self.params]
+
+    def lrs(self, optimizer):
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        if len(set(self.slots)) == 1:
+            return lrs[self.slots[0]]
+        per_tensor = [lrs[g] for g in self.slots]
+        if all(not isinstance(v, torch.Tensor) for v in per_tensor):
+            return per_tensor
+        device = self.params[0].device
+        return torch.cat([torch.as_tensor(v, dtype=torch.float64).reshape(1).to(device)
+                          for v in per_tensor])
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        penalty = self.penalty
+        penalty._refresh()
+        if len(penalty._params) != len(self.params) or any(
+                p is not q for p, q in zip(penalty._params, self.params)):
+            self._map(optimizer)  # a parameter was replaced: find the new one's group
+        if self.params:
+            penalty_prox(penalty, self.lrs(optimizer))
+
+
+def attach_prox(penalty, optimizer):
+    """Registers the proximal step as a post-step hook; returns the handle (.remove())."""
+    if not hasattr(optimizer, "register_step_post_hook"):
+        raise TypeError(f"attach_prox needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    return optimizer.register_step_post_hook(_ProxHook(penalty, optimizer))
