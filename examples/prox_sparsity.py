@@ -91,7 +91,8 @@ def measure(model, penalty, data) -> dict:
             "near": near / total}
 
 
-def run(sweep, epochs: int, hidden: int, lr: float, seed: int, save_dir=None, emit=print):
+def run(sweep, epochs: int, hidden: int, lr: float, seed: int, save_dir=None, save_l1=README_L1,
+        emit=print):
     data = load_data()
     rows = []
     for l1 in sweep:
@@ -102,7 +103,7 @@ def run(sweep, epochs: int, hidden: int, lr: float, seed: int, save_dir=None, em
             emit(f"l1 {l1:g}  {method:12s} test accuracy {r['test_acc']:.3f}   exact zeros "
                  f"{r['zeros']}/{r['total']} ({100 * r['share']:.1f}%)   |w| <= {NEAR_ZERO:g} "
                  f"{100 * r['near']:.1f}%")
-            if save_dir is not None and l1 == README_L1:
+            if save_dir is not None and l1 == save_l1:
                 save(model, os.path.join(save_dir, f"{method}.safetensors"))
     return rows
 

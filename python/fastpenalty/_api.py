@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
+
 from . import _dlpack, _numpy_api
 from ._factors import check_factor
 from ._prox_result import ProxResult
@@ -124,6 +126,8 @@ def prox_(w, lr, l1=0.0, l2=0.0, *, check_finite: bool = False):
 def prox_many_(ws, lr, l1=0.0, l2=0.0, *, check_finite: bool = False):
     """prox_ over every array of ws in one fused call; lr, l1, l2 are one number or one per array.
     Returns ProxResult(value, zeros) summed over all of them."""
+    if _is_torch(ws) or isinstance(ws, np.ndarray) or _dlpack.is_foreign(ws):
+        raise TypeError("ws must be a sequence of arrays, got a single array; use prox_ for one")
     ws = ws if isinstance(ws, (list, tuple)) else list(ws)
     if _is_torch(_first(ws)):
         return _torch_functional().prox_many_(ws, lr, l1, l2, check_finite=check_finite)

@@ -66,13 +66,16 @@ def _check_factor_tensor(f: torch.Tensor, name: str, count: int) -> None:
 
 def _as_tensor(f, name: str, count: int, device) -> torch.Tensor:
     """A factor the host could not read, as the float64 1-dim tensor on `device` the op takes.
-    A Python number while tracing becomes ones * f, which keeps a symbolic float a graph input."""
+    While tracing, a constant number is filled in (no restart of the analysis), a symbolic one
+    (dynamo makes a float argument dynamic once it changes) becomes ones * f, a graph input."""
     if isinstance(f, torch.Tensor):
         return f.detach().reshape(-1).to(device=device, dtype=torch.float64)
     if isinstance(f, (list, tuple)):
         if len(f) != count:
             raise ValueError(f"{name} has {len(f)} entries for {count} tensors")
         return torch.cat([_as_tensor(v, f"{name}[{i}]", 1, device) for i, v in enumerate(f)])
+    if type(f) in (float, int):  # a constant of the graph
+        return torch.full((1,), float(f), dtype=torch.float64, device=device)
     return torch.ones((1,), dtype=torch.float64, device=device) * f
 
 
