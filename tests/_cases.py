@@ -43,14 +43,14 @@ def prox_contract(w, lr, l1, l2):
     t, s = lr * l1, 2.0 * lr * l2
     wide = dtype == np.float64 or not (fits_float(t) and fits_float(s))
     k = np.float64 if wide else np.float32
-    x = w.astype(k)
     tc, dc = k(t), k(1.0 + s)
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        x = w.astype(k)
         a = np.abs(x) - tc
         r = np.where(a > 0, np.copysign(a, x) / dc, k(0))
-    if k == np.float64 and dtype != np.float64:
-        r = r.astype(np.float32)
-    out = r.astype(dtype)
+        if k == np.float64 and dtype != np.float64:
+            r = r.astype(np.float32)
+        out = r.astype(dtype)
     nan = np.isnan(x)
     out.view(_uint_of(dtype))[nan] = w.view(_uint_of(dtype))[nan]
     return out
