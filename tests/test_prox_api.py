@@ -35,10 +35,9 @@ def assert_prox_close(actual, expected, w_before, lr, l1):
     bound = ELEMENT_RTOL[dtype] * scale + ELEMENT_ATOL[dtype]
     bad = finite & ~(np.abs(a - e) <= bound)
     assert not bad.any(), f"{bad.sum()} elements differ, first at {np.flatnonzero(bad)[:5]}"
-    # shrunk elements are +0, never -0
-    zero = a == 0
-    if l1 * lr:
-        assert not np.signbit(a[zero & (e == 0)]).any(), "a shrunk element is -0"
+    # zeros carry the oracle's sign: +0 wherever the step wrote, -0 kept where it wrote nothing
+    both = (a == 0) & (e == 0)
+    assert np.array_equal(np.signbit(a[both]), np.signbit(e[both])), "a zero has the wrong sign"
 
 
 def check_prox_many(ws, lr, l1, l2):
@@ -102,11 +101,15 @@ def test_known_values_and_special_elements():
     assert not np.signbit(w[2:6]).any()  # every shrunk element, -0 too, is +0
     assert zeros == 4
     assert math.isnan(value)
-    # with l1 = 0 only the scaling acts: a -0 stays -0, and no element becomes 0
+    # with l1 = 0 only the scaling acts; a written -0 is +0 too
     w = np.array([-0.0, 2.0, -3.0], dtype=np.float32)
     value, zeros = fastpenalty.prox_(w, 0.5, l2=1.0)
-    np.testing.assert_array_equal(w, np.array([-0.0, 1.0, -1.5], dtype=np.float32))
-    assert np.signbit(w[0]) and zeros == 1 and value == pytest.approx(1.0 + 1.5 ** 2)
+    np.testing.assert_array_equal(w, np.array([0.0, 1.0, -1.5], dtype=np.float32))
+    assert not np.signbit(w[0]) and zeros == 1 and value == pytest.approx(1.0 + 1.5 ** 2)
+    # nothing written: a -0 keeps its sign
+    w = np.array([-0.0, 2.0], dtype=np.float32)
+    fastpenalty.prox_(w, 0.0, l1=1.0)
+    assert np.signbit(w[0])
 
 
 @pytest.mark.parametrize("lr, l1, l2", [(0.0, 1.0, 1.0), (0.5, 0.0, 0.0)])

@@ -75,16 +75,15 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0) -> float:
 
 
 def _prox64(x: np.ndarray, lr: float, l1: float, l2: float) -> np.ndarray:
-    """sign(x) * max(|x| - lr*l1, 0) / (1 + 2*lr*l2) in float64; a shrunk element is +0 and a
-    NaN stays NaN."""
+    """sign(x) * max(|x| - lr*l1, 0) / (1 + 2*lr*l2) in float64; an element that ends at 0 is
+    +0 (a -0 input too) and a NaN stays NaN (csrc/common/penalty_math.h)."""
     mag = np.abs(x)
     if lr * l1:
         mag = np.maximum(mag - lr * l1, 0.0)
     if lr * l2:
         mag = mag / (1.0 + 2.0 * lr * l2)
-    out = np.copysign(mag, x)  # without a shrink a signed zero keeps its sign
-    if lr * l1:
-        out[mag == 0.0] = 0.0  # +0 for a shrunk element, also for a -0 input
+    out = np.copysign(mag, x)
+    out[mag == 0.0] = 0.0  # +0 for a shrunk element; a written -0 becomes +0 too
     return np.where(np.isnan(x), x, out)
 
 
