@@ -137,6 +137,17 @@ def write_readme(block: str, path: str = README) -> None:
         f.write(text)
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2000)
@@ -155,12 +166,13 @@ def main(argv=None) -> int:
           f"{args.seed}")
     rows = run(args.l1, args.epochs, args.hidden, args.lr, args.seed, args.save_dir)
     seconds = time.perf_counter() - start
-    print(f"ran in {seconds:.0f} s on {platform.machine()} (torch {torch.__version__}, one thread)")
+    where = f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, one thread"
+    print(f"ran in {seconds:.0f} s ({where})")
     if args.write_readme:
         command = "python examples/prox_sparsity.py --write-readme"
         block = (f"{table(rows)}\n\n2-{args.hidden}-{args.hidden}-1 MLP, full-batch SGD lr "
                  f"{args.lr:g}, {args.epochs} epochs, seed {args.seed}, the same initial weights "
-                 f"for both forms; `{command}` wrote this table ({seconds:.0f} s here).")
+                 f"for both forms; `{command}` wrote this table ({seconds:.0f} s on {where}).")
         write_readme(block)
         print(f"table written to {README}")
     return 0

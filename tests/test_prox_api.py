@@ -163,6 +163,7 @@ def test_bad_per_array_factors_are_refused(weights):
     _refused(ws, lambda: fastpenalty.prox_many_(ws, [0.1, -0.1], 0.5), ValueError, r"lr\[1\]")
     _refused(ws, lambda: fastpenalty.prox_many_(ws, [0.1, 0.1, 0.1], 0.5), ValueError, "3 entries")
     _refused(ws, lambda: fastpenalty.prox_many_(ws, 0.1, [0.5, True]), TypeError, r"l1\[1\]")
+    _refused(ws, lambda: fastpenalty.prox_many_(ws, 1e200, 0.0, 1e200), ValueError, r"2\*lr\*l2")
 
 
 def test_bad_arrays_are_refused_before_any_write(weights):

@@ -187,6 +187,7 @@ def test_refused_calls_leave_memory_untouched():
     _refused(ws, lambda: call(ws, torch.tensor([0.1, 0.2, 0.3]), 0.5), ValueError, "lr must hold")
     _refused(ws, lambda: call(ws, 0.1, math.inf), ValueError, r"\bl1\b")
     _refused(ws, lambda: call(ws, 0.1, 0.5, -2.0), ValueError, r"\bl2\b")
+    _refused(ws, lambda: call(ws, 1e200, 1e200), ValueError, r"lr\*l1")
     _refused(ws, lambda: call(ws, torch.tensor(0.1, requires_grad=True), 0.5), ValueError,
              "requires grad")
     bad = ws[1].clone()

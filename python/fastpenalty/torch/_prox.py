@@ -11,6 +11,8 @@ live on the weights' device; neither is differentiable. lr, l1 and l2 are number
 or (one per tensor) sequences or 1-dim tensors; tensors never recompile under torch.compile.
 Every check runs before anything is written; check_finite=True refuses a w holding NaN or Inf.
 """
+import math
+
 import torch
 
 from .._factors import check_factor_list, refuse_non_real
@@ -115,6 +117,8 @@ def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
     """prox_many_ with errors naming the tensors by `names` (Penalty passes parameter names)."""
     count = len(ws)
     floats = [_host_floats(f, name, count) for f, name in ((lr, "lr"), (l1, "l1"), (l2, "l2"))]
+    if None not in floats:
+        _require_finite_products(*floats)
     eager = _eager()
     if eager:  # the op checks again; here the errors can name the tensors
         _prox_ops.check_targets(ws, names)
@@ -137,6 +141,18 @@ def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
                                             bool(check_finite) and not eager)
         copy_back()
         return ProxResult(value, zeros)
+
+
+def _require_finite_products(lrs, l1s, l2s) -> None:
+    """The kernels take T = lr*l1 and S = 2*lr*l2, which must be finite too (checked here for
+    every device: the CUDA kernels cannot refuse)."""
+    n = max(len(lrs), len(l1s), len(l2s))
+    for i in range(n):
+        lr, l1, l2 = (f[0 if len(f) == 1 else i] for f in (lrs, l1s, l2s))
+        if not (math.isfinite(lr * l1) and math.isfinite(2.0 * lr * l2)):
+            where = "" if n == 1 else f" (tensor {i})"
+            raise ValueError(f"lr*l1 and 2*lr*l2 must be finite{where}, got lr={lr!r}, "
+                             f"l1={l1!r}, l2={l2!r}")
 
 
 def _require_finite(ws, names) -> None:
