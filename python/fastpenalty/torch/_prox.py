@@ -18,7 +18,6 @@ import torch
 from .._factors import check_factor_list, refuse_non_real
 from .._prox_result import ProxResult
 from . import _checks, _prox_ops
-from ._layout import DTYPE_CODES
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
