@@ -158,6 +158,26 @@ def test_parameters_that_require_grad_are_updated_under_grad_mode():
     assert torch.equal(p.grad, torch.full_like(p, 2.0))
 
 
+class _PassThrough(torch.overrides.TorchFunctionMode):
+    """A mode that sees every call (as tracing would): the step takes the custom op."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def test_through_the_op_parameters_that_require_grad_give_a_detached_result():
+    torch.manual_seed(1)
+    p = nn.Parameter(torch.randn(40))
+    twin = p.detach().clone()
+    with _PassThrough():
+        result = fastpenalty.prox_(p, 0.1, l1=1.0, l2=0.5)
+    direct = fastpenalty.prox_(twin, 0.1, l1=1.0, l2=0.5)
+    assert not result.value.requires_grad and result.value.grad_fn is None
+    assert torch.equal(p.detach(), twin)
+    assert float(result.value) == float(direct.value) and int(result.zeros) == int(direct.zeros)
+    assert p.is_leaf and p.grad_fn is None
+
+
 def test_a_saved_tensor_modified_by_prox_is_caught_by_autograd():
     p = nn.Parameter(torch.randn(10))
     loss = (p * p).sum()  # saves p
