@@ -15,9 +15,11 @@ import math
 
 import torch
 
+from .. import _core
 from .._factors import check_factor_list, refuse_non_real
 from .._prox_result import ProxResult
 from . import _checks, _prox_ops
+from ._layout import DTYPE_CODES
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
@@ -119,6 +121,10 @@ def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
     if None not in floats:
         _require_finite_products(*floats)
     eager = _eager()
+    if eager and None not in floats:
+        flat = _plain_flat(ws)
+        if flat is not None:
+            return _direct(ws, flat, floats, check_finite, names)
     if eager:  # the op checks again; here the errors can name the tensors
         _prox_ops.check_targets(ws, names)
         if ws:
@@ -142,9 +148,56 @@ def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
         return ProxResult(value, zeros)
 
 
+# ------------------------------------------------------------------ plain CPU tensors, directly
+
+# The last (addresses, sizes, dtype codes) proven free of overlap: a training loop passes the
+# same parameters every step. For contiguous tensors these fix every byte range.
+_proven_disjoint = [None]
+
+
+def _plain_flat(ws):
+    """(addresses, sizes, dtype codes) when every w is a plain, contiguous CPU tensor of a
+    supported dtype that may be written here (no negative bit, no inference tensor outside
+    inference mode); else None and the detailed checks run. The same kernels either way: this
+    only skips the dispatcher and the per-tensor Python checks of the common case."""
+    ptrs, sizes, codes = [], [], []
+    code_of = DTYPE_CODES.get
+    inference_ok = torch.is_inference_mode_enabled()
+    strided = torch.strided
+    for w in ws:
+        if type(w) not in _PLAIN_TYPES:
+            return None
+        code = code_of(w.dtype)
+        if (code is None or not w.is_cpu or w.layout is not strided or w.is_nested
+                or not w.is_contiguous() or w.is_neg() or (w.is_inference() and not inference_ok)):
+            return None
+        ptrs.append(w.data_ptr())
+        sizes.append(w.numel())
+        codes.append(code)
+    return ptrs, sizes, codes
+
+
+def _direct(ws, flat, floats, check_finite: bool, names) -> ProxResult:
+    if not ws:
+        return ProxResult(*_prox_ops.empty_result(torch.device("cpu")))
+    if flat != _proven_disjoint[0]:
+        _prox_ops.require_disjoint(ws, names)
+        _proven_disjoint[0] = flat
+    if check_finite:
+        _require_finite(ws, names)
+    lrs, l1s, l2s = (_checks.factor_values(f, name) for f, name in zip(floats, ("lr", "l1", "l2")))
+    value, zeros = _core.prox_many(flat[0], flat[1], flat[2], lrs, l1s, l2s)
+    torch.autograd.graph.increment_version(ws)
+    return ProxResult(_prox_ops.rounded_value(value, flat[2]),
+                      torch.scalar_tensor(zeros, dtype=torch.int64))
+
+
 def _require_finite_products(lrs, l1s, l2s) -> None:
     """The kernels take T = lr*l1 and S = 2*lr*l2, which must be finite too (checked here for
     every device: the CUDA kernels cannot refuse)."""
+    # every factor is finite and >= 0, so the largest products bound all the others
+    if math.isfinite(max(lrs) * max(l1s)) and math.isfinite(2.0 * max(lrs) * max(l2s)):
+        return
     n = max(len(lrs), len(l1s), len(l2s))
     for i in range(n):
         lr, l1, l2 = (f[0 if len(f) == 1 else i] for f in (lrs, l1s, l2s))

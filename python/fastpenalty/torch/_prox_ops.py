@@ -37,9 +37,9 @@ def check_target(w, name: str) -> None:
 
 
 def check_targets(ws, names) -> None:
-    _checks.many(ws, "ws")
     for w, name in zip(ws, names):
         check_target(w, name)
+    _checks.many(ws, "ws")  # one device for all
 
 
 def require_disjoint(ws, names) -> None:
