@@ -431,6 +431,27 @@ def test_attach_prox_with_adam_and_a_tensor_lr():
             assert torch.equal(p, q)
 
 
+def test_attach_prox_with_adam_gives_exact_zeros():
+    x, y = _data(6)
+    zeros = {}
+    for form in ("subgradient", "prox"):
+        model = two_layer(4)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        # Adam moves every weight by about lr per step: the threshold lr*l1 must be of that size
+        penalty = Penalty(model, l1=1.0)
+        if form == "prox":
+            penalty.attach_prox(opt)
+        for _ in range(200):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            if form == "subgradient":
+                loss = loss + penalty()
+            loss.backward()
+            opt.step()
+        zeros[form] = sum(int((p == 0).sum()) for p in penalty.parameters)
+    assert zeros["prox"] > 10 * max(zeros["subgradient"], 1), zeros
+
+
 def test_attach_prox_with_param_groups_that_differ():
     model, twin = two_layer(), two_layer()
 
