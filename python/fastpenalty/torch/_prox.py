@@ -10,6 +10,9 @@ float64 iff every w is float64, else float32) and zeros (0-dim int64) describe t
 live on the weights' device; neither is differentiable. lr, l1 and l2 are numbers, 0-dim tensors
 or (one per tensor) sequences or 1-dim tensors; tensors never recompile under torch.compile.
 Every check runs before anything is written; check_finite=True refuses a w holding NaN or Inf.
+Factors known on the host (numbers, CPU tensors in eager mode) are checked here; factors already
+on a GPU are not read back (no sync): an invalid one makes the CUDA kernel write nothing and
+return value NaN and zeros -1.
 """
 import math
 
