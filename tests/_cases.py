@@ -32,3 +32,29 @@ def contract(w, l1, l2, g=None):
     if k == np.float64 and dtype != np.float64:
         u = u.astype(np.float32)
     return u.astype(dtype)
+
+
+def prox_contract(w, lr, l1, l2):
+    """prox(w) as penalty_math.h defines it (fp_prox_element and its caller), emulated op by op in
+    NumPy: the new weights, in w's dtype, with NaN elements' bits kept. w is not modified."""
+    dtype = w.dtype
+    if lr == 0.0 or (l1 == 0.0 and l2 == 0.0):
+        return w.copy()
+    t, s = lr * l1, 2.0 * lr * l2
+    wide = dtype == np.float64 or not (fits_float(t) and fits_float(s))
+    k = np.float64 if wide else np.float32
+    tc, dc = k(t), k(1.0 + s)
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        x = w.astype(k)
+        a = np.abs(x) - tc
+        r = np.where(a > 0, np.copysign(a, x) / dc, k(0))
+        if k == np.float64 and dtype != np.float64:
+            r = r.astype(np.float32)
+        out = r.astype(dtype)
+    nan = np.isnan(x)
+    out.view(_uint_of(dtype))[nan] = w.view(_uint_of(dtype))[nan]
+    return out
+
+
+def _uint_of(dtype):
+    return {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]

@@ -60,3 +60,50 @@ FP_FN bool fp_factors_fit_float(double l1, double l2) {
 
 // Factors must be finite and >= 0.
 FP_FN bool fp_factor_ok(double f) { return f >= 0.0 && f <= 1.7976931348623157e308; }
+
+// The proximal elastic-net step, in place (fp_prox_many):
+//   prox(w) = sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2)
+// Rounding, exactly (every ISA and CUDA give these bits; no FMA):
+//   factors   lr, l1, l2 each finite and >= 0, and T = lr * l1, S = 2 * lr * l2 (in double) finite
+//             (fp_prox_factors_ok). D = 1 + S in double.
+//   compute type C: double for float64 weights; for float32, fp16 and bf16 weights float32 when
+//             each nonzero of T and S lies in [2^-126, 2^100] (fp_prox_fits_float: the rule of
+//             fp_factors_fit_float applied to (T, S)), else double. Tc = (C)T, Dc = (C)D, each
+//             rounded once from double, to nearest even.
+//   element   x = (C)w (exact). NaN: the element keeps its bits (nothing is stored). Otherwise
+//             a = |x| - Tc (one rounding in C); a > 0: r = copysign(a, x) / Dc (a true IEEE
+//             division, one rounding in C); else r = +0. r is stored rounded to w's dtype by the
+//             dtype.h conversions (to nearest even), through float32 where C is double and w is
+//             fp16/bf16 (as grad does); fp16/bf16 may round to 0 there. +-inf stays +-inf, and -0
+//             becomes +0 wherever anything is written.
+//   no write  lr == 0, or l1 == l2 == 0: nothing is written (w keeps its bits, -0 stays -0).
+//   results   the value l1*sum|w'| + l2*sum w'^2 of the new weights w', accumulated exactly as
+//             fp_value_many does (the same chunks and blocks, so the same bits), and the count of
+//             elements of w' equal to 0 (+0 or -0; a NaN is not 0).
+// Dc == 1 (S == 0, or S below half a float32 ulp of 1) makes the division exact, so kernels may
+// skip it then.
+
+// One element (T = C): the caller keeps a NaN element's bits; for one this returns a NaN.
+// DIVIDE = false only where d == 1 (the division is exact then).
+template <class T, bool DIVIDE = true>
+FP_FN T fp_prox_element(T x, T t, T d) {
+  const T magnitude = x < T(0) ? -x : (x > T(0) ? x : x + T(0));  // |x| (+0 for -0; NaN stays NaN)
+  const T a = magnitude - t;
+  if (a <= T(0)) return T(0);
+  const T r = x < T(0) ? -a : a;  // a > 0 or NaN here: copysign(a, x)
+  return DIVIDE ? r / d : r;
+}
+
+// T and S of the step, in double (S as (2 * lr) * l2).
+FP_FN double fp_prox_shrink(double lr, double l1) { return lr * l1; }
+FP_FN double fp_prox_decay(double lr, double l2) { return 2.0 * lr * l2; }
+
+FP_FN bool fp_prox_fits_float(double t, double s) { return fp_factor_fits_float(t) && fp_factor_fits_float(s); }
+
+FP_FN bool fp_prox_factors_ok(double lr, double l1, double l2) {
+  return fp_factor_ok(lr) && fp_factor_ok(l1) && fp_factor_ok(l2) && fp_factor_ok(fp_prox_shrink(lr, l1)) &&
+         fp_factor_ok(fp_prox_decay(lr, l2));
+}
+
+// Whether the step changes anything at all (else w is only read).
+FP_FN bool fp_prox_writes(double lr, double l1, double l2) { return lr != 0.0 && (l1 != 0.0 || l2 != 0.0); }

@@ -43,6 +43,9 @@ using value_chunk_fn = ChunkSums (*)(const void* w, int64_t n);
 // g += grad(w) (both factors may be zero: then g is not touched); returns the chunk's sums of w.
 using accumulate_chunk_fn = ChunkSums (*)(const void* w, void* g, int64_t n, double l1, double l2);
 using grad_chunk_fn = void (*)(const void* w, void* out, int64_t n, double l1, double l2);
+// The proximal step in place (penalty_math.h; lr, l1, l2 already checked): returns the chunk's
+// sums of the new weights, as value_chunk_fn would, and adds their count of zeros to *zeros.
+using prox_chunk_fn = ChunkSums (*)(void* w, int64_t n, double lr, double l1, double l2, int64_t* zeros);
 // Bandwidth probes: the same access pattern with the least arithmetic (f32/f64 only).
 using probe_add_fn = void (*)(const void* w, void* g, int64_t n);
 using probe_sum_fn = double (*)(const void* w, int64_t n);
@@ -52,6 +55,7 @@ struct KernelTable {
   value_chunk_fn value[4];  // indexed by dtype code
   accumulate_chunk_fn accumulate[4];
   grad_chunk_fn grad[4];
+  prox_chunk_fn prox[4];  // cpu/prox_loops.h
   probe_add_fn probe_add[2];
   probe_sum_fn probe_sum[2];
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu/kernel_loops.h"
+#include "cpu/prox_lanes_avx2.h"
 
 namespace fp::cpu {
 namespace {
@@ -134,7 +135,8 @@ struct Avx2BF16 : Avx2Half<Avx2BF16> {
 }  // namespace
 
 const KernelTable& kernel_table_avx2() {
-  static const KernelTable table = loops::make_table<Avx2F32, Avx2F64, Avx2F16, Avx2BF16>("avx2");
+  static const KernelTable table = loops::with_prox<Avx2F32, Avx2F64, Avx2F16, Avx2BF16>(
+      loops::make_table<Avx2F32, Avx2F64, Avx2F16, Avx2BF16>("avx2"));
   return table;
 }
 

@@ -2,12 +2,14 @@
 // the CPU and OS support them. Every dtype's tail is a masked load/store. Where the CPU has
 // AVX512_BF16, bf16 gradients are narrowed with vcvtneps2bf16 (kernels_avx512_bf16.cpp).
 #include "cpu/avx512_traits.h"
+#include "cpu/prox_lanes_avx512.h"
 
 namespace fp::cpu {
 
 const KernelTable& kernel_table_avx512() {
   static const KernelTable table = [] {
     KernelTable t = loops::make_table<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>("avx512");
+    t = loops::with_prox<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>(t);
     if (cpu_has_avx512_bf16()) use_native_bf16_narrowing(t);
     return t;
   }();

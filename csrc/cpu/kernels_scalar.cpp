@@ -4,6 +4,7 @@
 
 #include "common/penalty_math.h"
 #include "cpu/kernel_loops.h"
+#include "cpu/prox_loops.h"
 
 namespace fp::cpu {
 namespace {
@@ -138,8 +139,9 @@ struct ScalarTraits {
 
 const KernelTable& kernel_table_scalar() {
   static const KernelTable table =
-      loops::make_table<ScalarTraits<ConvF32>, ScalarTraits<ConvF64>, ScalarTraits<ConvF16>,
-                        ScalarTraits<ConvBF16>>("scalar");
+      loops::with_prox<ScalarTraits<ConvF32>, ScalarTraits<ConvF64>, ScalarTraits<ConvF16>, ScalarTraits<ConvBF16>>(
+          loops::make_table<ScalarTraits<ConvF32>, ScalarTraits<ConvF64>, ScalarTraits<ConvF16>,
+                            ScalarTraits<ConvBF16>>("scalar"));
   return table;
 }
 

@@ -10,6 +10,7 @@
 #include "common/penalty_math.h"
 #include "cpu/config.h"
 #include "cpu/kernels.h"
+#include "cpu/last_error.h"
 #include "cpu/thread_pool.h"
 #include "fastpenalty/fastpenalty_experimental.h"
 
@@ -214,6 +215,9 @@ Call make_call(Mode mode, int64_t count, const void* const* ws, void* const* gs,
 }
 
 }  // namespace
+
+fp_status report_error(fp_status status, std::string message) { return fail(status, std::move(message)); }
+
 }  // namespace fp::cpu
 
 using fp::cpu::Call;

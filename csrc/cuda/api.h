@@ -44,6 +44,33 @@ struct MultiTensorLaunch {
 // then (modes 0 and 1) one fixed-order sum of all the block partials into out.
 void launch_multi_tensor(const MultiTensorLaunch& p);
 
+// The proximal step in place (common/penalty_math.h) over a list of device tensors, which must not
+// share memory: lrs/l1s/l2s are float64 device arrays of 1 or one entry per tensor. out receives
+// the value of the new weights (as the value pass would compute it from them, bit for bit),
+// zeros_out (int64) their count of exact zeros. A factor that is not valid (negative, not finite,
+// lr*l1 or 2*lr*l2 not finite) cannot be seen on the host: then nothing is written, out is NaN and
+// zeros_out -1. scratch: prox_scratch_bytes(w.size(), device) bytes.
+struct ProxLaunch {
+  std::vector<uint64_t> w;
+  std::vector<int64_t> n;
+  std::vector<int32_t> dtype;
+  uint64_t lrs;
+  int64_t lr_count;
+  uint64_t l1s;
+  int64_t l1_count;
+  uint64_t l2s;
+  int64_t l2_count;
+  uint64_t scratch;
+  int64_t scratch_capacity;
+  uint64_t out;        // double when out_f64, else float
+  bool out_f64;
+  uint64_t zeros_out;  // int64
+  int device;
+  uint64_t stream;
+};
+int64_t prox_scratch_bytes(int64_t num_tensors, int device);
+void launch_prox(const ProxLaunch& p);
+
 // out = grad(w) for one tensor (one launch); l1/l2 point at one float64 each on the device.
 void launch_grad(uint64_t w, uint64_t out, int64_t n, int32_t dtype, uint64_t l1, uint64_t l2, int device,
                  uint64_t stream);

@@ -74,5 +74,6 @@ inline int multiprocessor_count(int device) {
 // Force-load each file's kernels (cudaFuncGetAttributes), defined next to them; see warm_up.
 void load_multi_tensor_kernels();
 void load_grad_kernels();
+void load_prox_kernels();
 
 }  // namespace fp::cuda

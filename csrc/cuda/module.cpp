@@ -54,6 +54,25 @@ PYBIND11_MODULE(_cuda, m) {
       "g += grad(w) and value, 2 g = grad(w) (no value); the value goes to out (float64 when out_f64, else "
       "float32). One launch per SLOTS tensors plus one final sum, tables by value, no host sync.");
 
+  m.def("prox_scratch_bytes", &fc::prox_scratch_bytes, py::arg("num_tensors"), py::arg("device"),
+        "bytes of device scratch prox needs for a list of that many tensors");
+  m.def(
+      "prox",
+      [](std::vector<uint64_t> w, std::vector<int64_t> n, std::vector<int32_t> dtype, uint64_t lrs, int64_t lr_count,
+         uint64_t l1s, int64_t l1_count, uint64_t l2s, int64_t l2_count, uint64_t scratch, int64_t scratch_capacity,
+         uint64_t out, bool out_f64, uint64_t zeros_out, int device, uint64_t stream) {
+        fc::ProxLaunch p{std::move(w), std::move(n), std::move(dtype), lrs, lr_count, l1s, l1_count, l2s, l2_count,
+                         scratch, scratch_capacity, out, out_f64, zeros_out, device, stream};
+        py::gil_scoped_release release;
+        fc::launch_prox(p);
+      },
+      py::arg("w"), py::arg("n"), py::arg("dtype"), py::arg("lrs"), py::arg("lr_count"), py::arg("l1s"),
+      py::arg("l1_count"), py::arg("l2s"), py::arg("l2_count"), py::arg("scratch"), py::arg("scratch_capacity"),
+      py::arg("out"), py::arg("out_f64"), py::arg("zeros_out"), py::arg("device"), py::arg("stream"),
+      "w = prox(w) in place over a list of device tensors that share no memory; the value of the new weights "
+      "to out (float64 when out_f64, else float32) and their count of exact zeros to zeros_out (int64). A "
+      "factor that is not valid: nothing written, out NaN, zeros_out -1. No host sync.");
+
   m.def("grad", &fc::launch_grad, py::arg("w"), py::arg("out"), py::arg("n"), py::arg("dtype"), py::arg("l1"),
         py::arg("l2"), py::arg("device"), py::arg("stream"),
         "out = grad(w) for n >= 1 elements; l1/l2 point at one float64 each on the device",

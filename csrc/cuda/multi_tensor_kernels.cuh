@@ -214,7 +214,8 @@ __global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(
 }
 
 // One block adds the partials in a fixed order and writes the value in the output's precision.
-__global__ void __launch_bounds__(kThreads) sum_partials(const double* __restrict__ partials, int64_t count,
+// static: prox.cu includes this header too (for the work split), and each unit keeps its own copy.
+static __global__ void __launch_bounds__(kThreads) sum_partials(const double* __restrict__ partials, int64_t count,
                                                          void* out, bool out_f64) {
   double sum = 0.0;
   for (int64_t i = threadIdx.x; i < count; i += kThreads) sum += partials[i];

@@ -45,6 +45,7 @@ void warm_up(int device) {
   DeviceGuard guard(device);
   load_multi_tensor_kernels();
   load_grad_kernels();
+  load_prox_kernels();
 }
 
 }  // namespace fp::cuda

@@ -9,6 +9,7 @@
 
 #include "fastpenalty/fastpenalty_experimental.h"
 #include "numpy_fast_path.h"
+#include "prox_bindings.h"
 #include "torch_plan.h"
 
 namespace py = pybind11;
@@ -199,6 +200,8 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("w_ptr"), py::arg("n"), py::arg("dtype"));
+
+  fp_prox_binding::add_to(m);
 
   m.attr("MAX_THREADS") = FP_MAX_THREADS;
   if (const std::string warning = fp_config_warning(); !warning.empty()) {

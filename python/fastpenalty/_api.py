@@ -7,8 +7,11 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
+
 from . import _dlpack, _numpy_api
 from ._factors import check_factor
+from ._prox_result import ProxResult
 
 
 def _is_torch(x) -> bool:
@@ -109,3 +112,45 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False):
     if check_finite:
         _finite(backend.value_many(ws, l1, l2, True))
     return backend.accumulate_many_(ws, gs, l1, l2, False)
+
+
+def prox_(w, lr, l1=0.0, l2=0.0, *, check_finite: bool = False):
+    """w <- sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2) in place, the proximal step of the
+    elastic net (exact zeros, unlike the subgradient l1 * sign(w)). Returns ProxResult(value,
+    zeros) of the result. Every check happens before anything is written."""
+    if _is_torch(w):
+        return _torch_functional().prox_(w, lr, l1, l2, check_finite=check_finite)
+    return prox_many_([w], lr, l1, l2, check_finite=check_finite)
+
+
+def prox_many_(ws, lr, l1=0.0, l2=0.0, *, check_finite: bool = False):
+    """prox_ over every array of ws in one fused call; lr, l1, l2 are one number or one per array.
+    Returns ProxResult(value, zeros) summed over all of them."""
+    if _is_torch(ws) or isinstance(ws, np.ndarray) or _dlpack.is_foreign(ws):
+        raise TypeError("ws must be a sequence of arrays, got a single array; use prox_ for one")
+    ws = ws if isinstance(ws, (list, tuple)) else list(ws)
+    if _is_torch(_first(ws)):
+        return _torch_functional().prox_many_(ws, lr, l1, l2, check_finite=check_finite)
+    if any(_dlpack.is_foreign(w) for w in ws):
+        return _foreign_prox_many_(ws, lr, l1, l2, check_finite)
+    return _numpy_api.prox_many_(ws, lr, l1, l2, check_finite)
+
+
+def _foreign_prox_many_(ws, lr, l1, l2, check_finite: bool):
+    """DLPack arrays (CuPy, a writable export...): written through a view, never a copy."""
+    names = [f"ws[{i}]" for i in range(len(ws))]
+    for w, name in zip(ws, names):
+        immutable = _dlpack._IMMUTABLE.get(_dlpack._framework(w))
+        if immutable is not None:
+            raise ValueError(f"{name} is a {immutable}, which is immutable: prox_ cannot update it "
+                             "in place; apply the step to a NumPy copy or a torch tensor")
+    if _dlpack._on_device(ws, names):
+        views = [_dlpack._device_view(w, name) for w, name in zip(ws, names)]
+        value, zeros = _torch_functional().prox_many_(views, lr, l1, l2, check_finite=check_finite)
+        return ProxResult(_dlpack.as_kind_of(ws[0], value), _dlpack.as_kind_of(ws[0], zeros))
+    views = [_dlpack._host_view(w, name) for w, name in zip(ws, names)]
+    for v, w, name in zip(views, ws, names):
+        if not v.flags.writeable:
+            raise ValueError(f"{name} ({type(w).__name__}) was exported read-only through DLPack: "
+                             "prox_ cannot update it in place")
+    return _numpy_api.prox_many_(views, lr, l1, l2, check_finite)

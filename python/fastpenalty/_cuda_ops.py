@@ -155,6 +155,42 @@ def grad_many(ws: list[torch.Tensor], l1s: torch.Tensor, l2s: torch.Tensor) -> l
     return outs
 
 
+def prox_many_(ws: list[torch.Tensor], lrs: torch.Tensor, l1s: torch.Tensor,
+               l2s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ws[i] = sign(w) * max(|w| - lrs[i]*l1s[i], 0) / (1 + 2*lrs[i]*l2s[i]) in place for every i
+    (common/penalty_math.h: the CPU kernels' bits), in one launch per SLOTS tensors plus one final
+    sum. Returns (value, zeros) on the device: the value of the new weights as value_many computes
+    it from them (0-dim, float64 when every tensor is float64, else float32) and their count of
+    exact zeros (0-dim int64). The tensors must not share memory. Factors are read on the device,
+    so an invalid one (negative, not finite, lr*l1 or 2*lr*l2 not finite) cannot raise here without
+    a host sync: nothing is written then, the value is NaN and the count -1; callers validate first."""
+    ws = list(ws)
+    out_dtype = _result_dtype(ws)
+    device = ws[0].device if ws else lrs.device
+    if device.type != "cuda":
+        raise ValueError(f"fastpenalty: _cuda_ops got tensors on {device}")
+    for w in ws:
+        if w.dtype not in _CODES:
+            raise TypeError(f"fastpenalty: unsupported dtype {w.dtype}")
+    for name, f in (("lrs", lrs), ("l1s", l1s), ("l2s", l2s)):
+        _check_factors(name, f, len(ws), device)
+    value = torch.zeros((), dtype=out_dtype, device=device)
+    zeros = torch.zeros((), dtype=torch.int64, device=device)
+    if sum(w.numel() for w in ws) == 0:
+        return value, zeros
+    with torch.cuda.device(device):
+        ext = _kernels_on(device)
+        stream = torch.cuda.current_stream(device).cuda_stream
+        _check_layout(ws, None, device)
+        scratch_bytes = ext.prox_scratch_bytes(len(ws), device.index)
+        scratch = torch.empty(scratch_bytes, dtype=torch.uint8, device=device)
+        ext.prox([w.data_ptr() for w in ws], [w.numel() for w in ws], [_CODES[w.dtype] for w in ws],
+                 lrs.data_ptr(), lrs.numel(), l1s.data_ptr(), l1s.numel(), l2s.data_ptr(), l2s.numel(),
+                 scratch.data_ptr(), scratch_bytes, value.data_ptr(), out_dtype == torch.float64, zeros.data_ptr(),
+                 device.index, stream)
+    return value, zeros
+
+
 def grad(w: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
     """A new contiguous tensor l1 * sign(w) + 2 * l2 * w in w's dtype (one launch)."""
     device = w.device

@@ -8,7 +8,8 @@ import numpy as np
 
 from . import _core, _dtypes
 from ._dtypes import numpy_code, result_is_fp64
-from ._factors import factor_lists
+from ._factors import check_factor_list, factor_lists
+from ._prox_result import ProxResult
 
 # Plain C-contiguous arrays of a known dtype with plain float factors are read in C++
 # (_core.numpy_value_many / numpy_accumulate_many, about 0.1 us per array); those return None for
@@ -138,4 +139,55 @@ def accumulate_many_(ws, gs, l1, l2, check_finite: bool = False) -> float:
     return _result(v, codes)
 
 
-__all__ = ["value", "grad", "accumulate_", "value_many", "accumulate_many_"]
+def _prox_target(w, name: str) -> tuple[np.ndarray, int]:
+    """w for an in-place proximal step: a writable, C-contiguous, aligned array of a supported
+    dtype (an array-like has no memory to write back into)."""
+    _refuse_masked(w, name)
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array to be updated in place, got {type(w).__name__}")
+    code = numpy_code(w.dtype, name)
+    if not w.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not w.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous for an in-place update (use np.ascontiguousarray)")
+    if not w.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its dtype's size")
+    return w, code
+
+
+def _require_disjoint(arrays, names) -> None:
+    """Every array is written: no two may share memory (one sort over their byte ranges)."""
+    spans = sorted((_ptr(a), _ptr(a) + a.nbytes, name) for a, name in zip(arrays, names) if a.size)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"{first} and {second} share memory; arrays updated in place must not overlap")
+
+
+def _three_lists(lr, l1, l2, count: int) -> tuple[list[float], list[float], list[float]]:
+    """lr, l1, l2 checked, each of length 1 or `count` (all `count` when any is)."""
+    lists = [check_factor_list(f, name, count) for f, name in ((lr, "lr"), (l1, "l1"), (l2, "l2"))]
+    if any(len(f) != 1 for f in lists):
+        lists = [f * count if len(f) == 1 else f for f in lists]
+    return lists[0], lists[1], lists[2]
+
+
+def prox_many_(ws, lr, l1, l2, check_finite: bool = False) -> ProxResult:
+    """Every ws[i] <- prox(ws[i]) in place; the value and zeros of the result."""
+    ws = list(ws)
+    if not check_finite and (r := _core.numpy_prox_many(ws, lr, l1, l2)) is not None:
+        return ProxResult(r[0], int(r[1]))
+    names = [f"ws[{i}]" for i in range(len(ws))]
+    lrs, l1s, l2s = _three_lists(lr, l1, l2, len(ws))
+    pairs = [_prox_target(w, name) for w, name in zip(ws, names)]
+    arrays, codes = [a for a, _ in pairs], [c for _, c in pairs]
+    _require_disjoint(arrays, names)
+    if check_finite:
+        _raise_if_not_finite(arrays, (codes, names))
+    if not arrays:
+        return ProxResult(0.0, 0)
+    v, zeros = _core.prox_many([_ptr(a) for a in arrays], [a.size for a in arrays], codes,
+                               lrs, l1s, l2s)
+    return ProxResult(_result(v, codes), int(zeros))
+
+
+__all__ = ["value", "grad", "accumulate_", "value_many", "accumulate_many_", "prox_many_"]

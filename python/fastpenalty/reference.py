@@ -72,3 +72,37 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0) -> float:
     ws, gs = list(ws), list(gs)
     l1s, l2s = _per_tensor(l1, len(ws)), _per_tensor(l2, len(ws))
     return sum(accumulate_(w, g, a, b) for w, g, a, b in zip(ws, gs, l1s, l2s))
+
+
+def _prox64(x: np.ndarray, lr: float, l1: float, l2: float) -> np.ndarray:
+    """sign(x) * max(|x| - lr*l1, 0) / (1 + 2*lr*l2) in float64; an element that ends at 0 is
+    +0 (a -0 input too) and a NaN stays NaN (csrc/common/penalty_math.h)."""
+    mag = np.abs(x)
+    if lr * l1:
+        mag = np.maximum(mag - lr * l1, 0.0)
+    if lr * l2:
+        mag = mag / (1.0 + 2.0 * lr * l2)
+    out = np.copysign(mag, x)
+    out[mag == 0.0] = 0.0  # +0 for a shrunk element; a written -0 becomes +0 too
+    return np.where(np.isnan(x), x, out)
+
+
+def prox_(w, lr, l1=0.0, l2=0.0):
+    """w <- prox(w) in place: sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2), computed in float64
+    and rounded once to w's dtype; nothing is written when lr == 0 or l1 == l2 == 0. Returns
+    (value of the result, number of exact zeros in the result)."""
+    lr, l1, l2 = float(lr), float(l1), float(l2)
+    if lr and (l1 or l2) and w.size:
+        w[...] = _prox64(_f64(w), lr, l1, l2).astype(w.dtype)
+    x = _f64(w)
+    return _value64(x, l1, l2), int(np.count_nonzero(x == 0.0))
+
+
+def prox_many_(ws, lr, l1=0.0, l2=0.0):
+    """prox_ over every w of ws; lr, l1, l2 one number or one per array. Returns the summed
+    (value, zeros)."""
+    ws = list(ws)
+    lrs, l1s, l2s = (_per_tensor(f, len(ws)) for f in (lr, l1, l2))
+    lrs, l1s, l2s = (f * len(ws) if len(f) == 1 else f for f in (lrs, l1s, l2s))
+    results = [prox_(w, a, b, c) for w, a, b, c in zip(ws, lrs, l1s, l2s)]
+    return sum(v for v, _ in results), sum(z for _, z in results)

@@ -11,7 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CSRC = HERE.parents[1] / "csrc"
 # The translation units of the module that the emulation compiles (module.cpp is the pybind11 layer).
-UNITS = ["cuda/multi_tensor.cu", "cuda/grad.cu", "cuda/runtime.cu", "cuda/tensor_table.cpp"]
+UNITS = ["cuda/multi_tensor.cu", "cuda/grad.cu", "cuda/prox.cu", "cuda/runtime.cu", "cuda/tensor_table.cpp"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 
 

@@ -3,7 +3,8 @@
 // against the CPU kernels' rounding contract (common/penalty_math.h in double, the dtype.h
 // conversions), every value against a long-double sum, that w, bytes before a view and
 // zero-factor gradients stay untouched, that bad arguments raise before any launch, and the index
-// arithmetic past 2^32 elements. Buffers are exact-size heap blocks, so AddressSanitizer sees any
+// arithmetic past 2^32 elements, and the proximal step (launch_prox) bit for bit against the same
+// contract, its zero count and its value against the value pass over its result. Buffers are exact-size heap blocks, so AddressSanitizer sees any
 // access past them. tests/test_cuda_emulation.py builds and runs it; it prints "all passed".
 //
 // usage: emulate [quick]   (quick: stop at the first failure; the mutation check uses it)
@@ -522,6 +523,199 @@ static void large_index_cases() {
   emu::g_multiprocessors = 3;
 }
 
+// ---- the proximal step (launch_prox) ----------------------------------------------------------
+
+// The bits of prox(w) for one element, as penalty_math.h describes it: no write for lr = 0 or
+// l1 = l2 = 0, NaN kept, float32 arithmetic for weights that are not float64 when T = lr*l1 and
+// S = 2*lr*l2 fit float32, else double, then rounded to the storage type (through float32).
+static uint64_t prox_expected(int dt, const unsigned char* w, int64_t i, double lr, double l1, double l2) {
+  const uint64_t old = bits_of(dt, w, i);
+  const double x = widen(dt, w, i);
+  if (!fp_prox_writes(lr, l1, l2) || std::isnan(x)) return old;
+  const double t = lr * l1, s = 2.0 * lr * l2, d = 1.0 + s;
+  if (dt != FP_FLOAT64 && fp_prox_fits_float(t, s)) return rounded(dt, fp_prox_element<float>(float(x), float(t), float(d)));
+  return rounded(dt, fp_prox_element<double>(x, t, d));
+}
+
+struct ProxFactors {
+  std::vector<double> lr, l1, l2;
+  static double at(const std::vector<double>& v, size_t k) { return v[v.size() == 1 ? 0 : k]; }
+};
+
+// Runs launch_prox on ts and checks: the launches, every element's bits, the bytes before each
+// tensor, the zero count, and that the value equals the value pass's over the new weights bit for
+// bit. refused: a factor is invalid, so nothing may change and the results are NaN and -1.
+static void run_prox(const std::string& name, std::vector<Tensor>& ts, const ProxFactors& f, bool refused = false) {
+  bool all64 = !ts.empty();
+  for (auto& t : ts) all64 = all64 && t.dt == FP_FLOAT64;
+  std::vector<std::vector<unsigned char>> w0;
+  for (auto& t : ts) w0.push_back(t.wb);
+  ProxLaunch p{};
+  for (auto& t : ts) {
+    p.w.push_back(addr(t.w()));
+    p.n.push_back(t.n);
+    p.dtype.push_back(t.dt);
+  }
+  p.lrs = addr(f.lr.data());
+  p.lr_count = int64_t(f.lr.size());
+  p.l1s = addr(f.l1.data());
+  p.l1_count = int64_t(f.l1.size());
+  p.l2s = addr(f.l2.data());
+  p.l2_count = int64_t(f.l2.size());
+  std::vector<double> scratch(size_t(prox_scratch_bytes(int64_t(ts.size()), 0) / 8), 0.0);
+  p.scratch = addr(scratch.data());
+  p.scratch_capacity = int64_t(scratch.size() * 8);
+  double out64 = -1;
+  float out32 = -1;
+  long long zeros = -7;
+  p.out = all64 ? addr(&out64) : addr(&out32);
+  p.out_f64 = all64;
+  p.zeros_out = addr(&zeros);
+  const long launches_before = emu::g_launches;
+  launch_prox(p);
+  int64_t busy_slices = 0;
+  for (size_t first = 0; first < ts.size(); first += kSlots) {
+    bool any = false;
+    for (size_t k = first; k < ts.size() && k < first + kSlots; ++k) any = any || ts[k].n > 0;
+    busy_slices += any;
+  }
+  CHECK(emu::g_launches - launches_before == busy_slices + 1, "%s: %ld launches for %lld slices", name.c_str(),
+        emu::g_launches - launches_before, (long long)busy_slices);
+  const double value = all64 ? out64 : out32;
+  if (refused) {
+    for (size_t k = 0; k < ts.size(); ++k) CHECK(ts[k].wb == w0[k], "%s: tensor %zu written", name.c_str(), k);
+    CHECK(std::isnan(value) && zeros == -1, "%s: value %g, zeros %lld (want NaN, -1)", name.c_str(), value, zeros);
+    return;
+  }
+  long long want_zeros = 0;
+  for (size_t k = 0; k < ts.size(); ++k) {
+    Tensor& t = ts[k];
+    CHECK(head_intact(t.wb, t.shift_w), "%s: tensor %zu: wrote before w", name.c_str(), k);
+    const double lr = ProxFactors::at(f.lr, k), l1 = ProxFactors::at(f.l1, k), l2 = ProxFactors::at(f.l2, k);
+    for (int64_t i = 0; i < t.n; ++i) {
+      const uint64_t got = bits_of(t.dt, t.w(), i), want = prox_expected(t.dt, w0[k].data() + t.shift_w, i, lr, l1, l2);
+      want_zeros += widen(t.dt, t.w(), i) == 0.0;
+      CHECK(got == want, "%s: tensor %zu (dtype %d, n %lld, lr %g, l1 %g, l2 %g) element %lld: bits %llx, want %llx",
+            name.c_str(), k, t.dt, (long long)t.n, lr, l1, l2, (long long)i, (unsigned long long)got,
+            (unsigned long long)want);
+      if (got != want) break;
+    }
+  }
+  CHECK(zeros == want_zeros, "%s: %lld zeros, want %lld", name.c_str(), zeros, want_zeros);
+  std::vector<double> value_scratch;
+  double again64 = -2;
+  float again32 = -2;
+  const Factors value_factors{f.l1, f.l2};
+  MultiTensorLaunch q = launch_for(0, ts, value_factors, value_scratch, all64 ? (void*)&again64 : (void*)&again32, all64);
+  launch_multi_tensor(q);
+  const double again = all64 ? again64 : again32;
+  CHECK((all64 ? memcmp(&again64, &out64, 8) == 0 : memcmp(&again32, &out32, 4) == 0) ||
+            (std::isnan(again) && std::isnan(value)),
+        "%s: prox value %.17g, value pass over the result %.17g", name.c_str(), value, again);
+}
+
+static void prox_cases(std::mt19937_64& rng) {
+  const int64_t C = 8192;
+  const std::vector<int64_t> sizes = {0, 1, 3, 17, C - 1, C, C + 1, 5, 0, 2 * C + 7, 65, 4 * C, 97, 0, 33, 3 * C + 3};
+  // Tensor k has dtype k % 4. Per tensor: lr = 0 and l1 = l2 = 0 (no write), T below float32's
+  // normal range and T above 2^100 (the double way for 32/16-bit weights), a decay so strong that
+  // fp16/bf16 results round to 0, and ordinary steps.
+  const std::vector<double> lr_per = {0.5, 0.0, 0.1, 1.0, 0.5, 1.0, 1e-3, 0.25, 0.5, 0.1, 1.0, 0.3, 1.0, 0.5, 0.2, 0.9};
+  const std::vector<double> l1_per = {0.3, 1.0, 2.0, 1e-40, 0.0, 0.0, 1e35, 0.0, 0.7, 0.1, 0.0, 0.3, 0.2, 0.05, 0.4, 0.9};
+  const std::vector<double> l2_per = {0.0, 1.0, 0.7, 0.3, 0.25, 0.0, 0.0, 0.0, 0.3, 0.2, 40.0, 0.0, 0.3, 0.3, 0.0, 0.2};
+  const ProxFactors factor_sets[] = {{lr_per, l1_per, l2_per}, {{0.1}, {0.5}, {0.25}}, {{0.0}, {0.5}, {0.5}},
+                                     {{0.5}, l1_per, {0.1}}};
+  for (int sms : {1, 2, 5}) {
+    emu::g_multiprocessors = sms;
+    for (bool reverse : {false, true}) {
+      emu::g_reverse = reverse;
+      for (int fs = 0; fs < 4; ++fs) {
+        const bool specials = (sms + fs) % 2 == 1;
+        std::vector<Tensor> ts;
+        for (size_t k = 0; k < sizes.size(); ++k)
+          ts.push_back(make_tensor(rng, int(k % 4), sizes[k], k % 3 == 1 ? 1 : (k % 5 == 2 ? 3 : 0), 0, specials));
+        run_prox("prox sms " + std::to_string(sms) + (reverse ? " reverse" : "") + " factors " + std::to_string(fs) +
+                     (specials ? " specials" : ""),
+                 ts, factor_sets[fs]);
+      }
+    }
+  }
+  emu::g_reverse = false;
+  emu::g_multiprocessors = 3;
+  std::vector<Tensor> ts;
+  for (int64_t n : {C + 3, int64_t(0), int64_t(10), 2 * C}) ts.push_back(make_tensor(rng, FP_FLOAT64, n, 0, 0, true));
+  run_prox("prox fp64 only", ts, {{0.2}, {0.3}, {0.7}});
+
+  // More tensors than one launch holds, with per-tensor factors: the slices' factor offsets.
+  emu::g_multiprocessors = 2;
+  const size_t count = 2 * kSlots + 77;
+  std::uniform_int_distribution<int> size(0, 40);
+  std::uniform_real_distribution<double> factor(0.0, 1.0);
+  ProxFactors f;
+  for (size_t k = 0; k < count; ++k) {
+    f.lr.push_back(k % 11 == 0 ? 0.0 : factor(rng));
+    f.l1.push_back(k % 5 == 0 ? 0.0 : factor(rng));
+    f.l2.push_back(k % 7 == 0 ? 0.0 : factor(rng));
+  }
+  ts.clear();
+  for (size_t k = 0; k < count; ++k) ts.push_back(make_tensor(rng, int(k % 4), size(rng), int(k % 2), 0, false));
+  ts[kSlots + 3] = make_tensor(rng, FP_FLOAT16, 3 * 16384 + 1, 0, 0, false);
+  run_prox("prox long list", ts, f);
+
+  // A factor that is not valid, in the last slice only: no launch writes anything.
+  for (auto [what, lr, l1] : {std::tuple{"negative lr", -0.5, 0.5}, {"lr*l1 overflows", 1e200, 1e200},
+                              {"NaN l1", 0.5, double(NAN)}}) {
+    ProxFactors g = f;
+    g.lr[2 * kSlots + 5] = lr;
+    g.l1[2 * kSlots + 5] = l1;
+    run_prox(std::string("prox refused: ") + what, ts, g, true);
+  }
+  emu::g_multiprocessors = 3;
+}
+
+static void prox_error_cases(std::mt19937_64& rng) {
+  std::vector<Tensor> ts;
+  ts.push_back(make_tensor(rng, FP_FLOAT32, 100, 0, 0, false));
+  ts.push_back(make_tensor(rng, FP_FLOAT16, 50, 0, 0, false));
+  const auto w0 = ts[0].wb, w1 = ts[1].wb;
+  const double lr = 0.5, l1 = 0.5, l2 = 0.25;
+  float out = 7.0f;
+  long long zeros = 7;
+  std::vector<double> scratch(size_t(prox_scratch_bytes(2, 0) / 8));
+  ProxLaunch p{{addr(ts[0].w()), addr(ts[1].w())}, {100, 50}, {FP_FLOAT32, FP_FLOAT16}, addr(&lr), 1, addr(&l1), 1,
+               addr(&l2), 1, addr(scratch.data()), int64_t(scratch.size() * 8), addr(&out), false, addr(&zeros), 0, 0};
+  auto expect_rejected = [&](const char* what, ProxLaunch q) {
+    const long launches = emu::g_launches;
+    bool raised = false;
+    try {
+      launch_prox(q);
+    } catch (const std::invalid_argument&) {
+      raised = true;
+    }
+    CHECK(raised && emu::g_launches == launches, "prox %s: not rejected before launching", what);
+    CHECK(ts[0].wb == w0 && ts[1].wb == w1 && out == 7.0f && zeros == 7, "prox %s: memory changed", what);
+  };
+  auto q = p;
+  q.w[1] = q.w[0] + 8;
+  q.dtype[1] = FP_FLOAT32;
+  expect_rejected("tensors overlapping", q);
+  q = p;
+  q.dtype[1] = 4;
+  expect_rejected("bad dtype", q);
+  q = p;
+  q.scratch_capacity -= 8;
+  expect_rejected("short scratch", q);
+  q = p;
+  q.zeros_out = 0;
+  expect_rejected("null zero count", q);
+  q = p;
+  q.lr_count = 3;
+  expect_rejected("factor count", q);
+  q = p;
+  q.n.pop_back();
+  expect_rejected("lengths", q);
+}
+
 int main(int argc, char** argv) {
   quick = argc > 1 && std::string(argv[1]) == "quick";
   std::mt19937_64 rng(42);
@@ -531,6 +725,8 @@ int main(int argc, char** argv) {
   grad_cases(rng);
   double_rounding_cases(rng);
   free_list_cases(rng);
+  prox_error_cases(rng);
+  prox_cases(rng);
   printf("launches: %ld, vector loads: %ld\n", emu::g_launches, emu::g_vector_loads);
   CHECK(emu::g_vector_loads > 0, "the 16-byte path never ran");
   printf("%s (%d failures)\n", failures ? "FAILED" : "all passed", failures);

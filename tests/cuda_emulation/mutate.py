@@ -29,6 +29,7 @@ class Mutation(NamedTuple):
 KERNELS, GRAD_K, FORMAT, REDUCE = ("cuda/multi_tensor_kernels.cuh", "cuda/grad_kernels.cuh",
                                    "cuda/element_format.cuh", "cuda/block_reduce.cuh")
 LAUNCH, GRAD_L, TABLE = "cuda/multi_tensor.cu", "cuda/grad.cu", "cuda/tensor_table.cpp"
+PROX_K, PROX_L = "cuda/prox_kernels.cuh", "cuda/prox.cu"
 
 MUTATIONS = [
     Mutation("index", "32-bit element offset of a segment", KERNELS,
@@ -92,6 +93,15 @@ MUTATIONS = [
              ("if (M == Mode::overwrite || l1 != 0.0 || l2 != 0.0)",
               "if constexpr (M == Mode::overwrite) return segment_share<F, M, false, false>"),
              ("if (true)", "return segment_share<F, M, false, false>")),
+    Mutation("rounding", "prox: NaN stored through the rounding (bits not kept)", PROX_K,
+             "  if (x != x) return old;\n", "\n"),
+    Mutation("rounding", "prox: float32 arithmetic although T or S does not fit float32", PROX_K,
+             "const bool narrow = fp_prox_fits_float(t, s);", "const bool narrow = true;"),
+    Mutation("index", "prox: sums of the old weights", PROX_K, "const A x = F::load(nb);", "const A x = F::load(b);"),
+    Mutation("launcher", "prox: later slices read the first slice's factors", PROX_L,
+             "    a.first = first;\n", "    a.first = 0;\n"),
+    Mutation("launcher", "prox: invalid device factors not refused", PROX_K,
+             "if (!list_factors_ok(a)) {", "if (false) {"),
 ]
 
 

@@ -102,6 +102,22 @@ FP_API fp_status fp_accumulate_many(int64_t count, const void* const* ws, void* 
 FP_API fp_status fp_sums_many(int64_t count, const void* const* ws, const int64_t* ns, const int32_t* dtypes,
                               double* out_abs, double* out_sq);
 
+/* The proximal elastic-net step, in place, over `count` tensors in one pass:
+ *   w = sign(w) * max(|w| - lr*l1, 0) / (1 + 2*lr*l2)
+ * with lrs/l1s/l2s holding one entry per tensor (each finite and >= 0, with lr*l1 and 2*lr*l2
+ * finite). Float32 arithmetic for non-float64 weights when lr*l1 and 2*lr*l2 lie in
+ * [2^-126, 2^100] (or are 0), else float64; a true division, rounded once; NaN elements keep
+ * their bits (common/penalty_math.h in the sources spells out every operation). With lr = 0, or
+ * l1 = l2 = 0, nothing is written. *out_value receives l1*sum|w'| + l2*sum w'^2 of the new
+ * weights w', accumulated exactly as fp_value_many accumulates (the same bits), and *out_zeros the
+ * number of elements of w' equal to 0 (+0 or -0). No two tensors may overlap in memory. Every
+ * argument is checked before anything is written. */
+FP_API fp_status fp_prox_many(int64_t count, void* const* ws, const int64_t* ns, const int32_t* dtypes,
+                              const double* lrs, const double* l1s, const double* l2s, double* out_value,
+                              int64_t* out_zeros);
+FP_API fp_status fp_prox(void* w, int64_t n, int32_t dtype, double lr, double l1, double l2, double* out_value,
+                         int64_t* out_zeros);
+
 /* Threads of the library's persistent pool (default: the cores this process may use, at most
  * FP_MAX_THREADS). fp_set_num_threads fails with FP_ERR_INVALID_ARGUMENT outside [1, FP_MAX_THREADS].
  * A pool that cannot create a thread runs on the threads it has (or on the caller): results do

@@ -12,7 +12,7 @@ import torch
 
 from .._exclusion import is_excluded
 from .._factors import check_factor
-from . import _checks, _plan, distributed, functional
+from . import _checks, _plan, _prox, distributed, functional
 from ._tracking import Followed
 
 # The rule `python -m fastpenalty profile` applies too: biases, normalization weights, vectors.
@@ -391,3 +391,15 @@ class Penalty:
     def attach(self, optimizer):
         """Registers step_pre_hook on the optimizer; returns the removable handle."""
         return optimizer.register_step_pre_hook(self.step_pre_hook)
+
+    # -------------------------------------------------------------------- proximal step
+
+    def prox_(self, lr):
+        """The proximal elastic-net step on every selected parameter with its group's l1/l2, in
+        one call: p <- sign(p) * max(|p| - lr*l1, 0) / (1 + 2*lr*l2). Returns ProxResult."""
+        return _prox.penalty_prox(self, lr)
+
+    def attach_prox(self, optimizer):
+        """prox_ after every optimizer.step(), with each parameter's lr read from its param
+        group at that step (schedulers work); returns the removable handle."""
+        return _prox.attach_prox(self, optimizer)

@@ -374,3 +374,9 @@ def _written(gs, value: torch.Tensor) -> torch.Tensor:
     if gs:
         torch.autograd.graph.increment_version(gs)
     return value
+
+
+# The proximal elastic-net step (torch/_prox.py); re-exported here so fastpenalty.prox_ finds it.
+from ._prox import prox_, prox_many_  # noqa: E402
+
+_PROX = (prox_, prox_many_)  # re-exported: fastpenalty.prox_ sends torch tensors here
