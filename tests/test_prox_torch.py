@@ -529,3 +529,38 @@ def test_cuda_tensor_lr_and_attach_prox():
     assert sum(int((p == 0).sum()) for p in penalty.parameters) > 0
     r = penalty.prox_(torch.tensor(0.1, device="cuda", dtype=torch.float64))
     assert r.value.is_cuda and r.zeros.is_cuda
+
+
+def test_penalty_prox_leaves_frozen_parameters_untouched():
+    model = two_layer()
+    model[0].weight.requires_grad_(False)
+    frozen = model[0].weight.detach().clone()
+    penalty = Penalty(model, l1=0.1)
+    stepped = model[2].weight.detach().clone()
+    result = penalty.prox_(1.0)
+    assert torch.equal(model[0].weight, frozen)  # as an optimizer leaves it
+    expected = stepped.numpy()
+    fastpenalty.reference.prox_(expected, 1.0, 0.1)
+    torch.testing.assert_close(model[2].weight.detach(), torch.from_numpy(expected))
+    assert int(result.zeros) == int((model[2].weight == 0).sum())
+    model[2].weight.requires_grad_(False)
+    empty = penalty.prox_(1.0)  # nothing left to step
+    assert int(empty.zeros) == 0 and float(empty.value) == 0.0
+
+
+def test_attach_prox_with_a_frozen_backbone_outside_the_optimizer():
+    model = two_layer()
+    model[0].weight.requires_grad_(False)
+    model[0].bias.requires_grad_(False)
+    frozen = model[0].weight.detach().clone()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    penalty = Penalty(model, l1=0.3)
+    penalty.attach_prox(opt)  # the frozen 0.weight is not in the optimizer: skipped, not refused
+    x, y = _data(7)
+    for _ in range(3):
+        _step(model, opt, x, y)
+    assert torch.equal(model[0].weight, frozen)
+    assert int((model[2].weight == 0).sum()) > 0
+    model[0].weight.requires_grad_(True)  # unfrozen but still not in the optimizer
+    with pytest.raises(ValueError, match=r"does not hold 0\.weight"):
+        _step(model, opt, x, y)

@@ -199,6 +199,8 @@ def _require_finite_products(lrs, l1s, l2s) -> None:
     """The kernels take T = lr*l1 and S = 2*lr*l2, which must be finite too (checked here for
     every device: the CUDA kernels cannot refuse)."""
     # every factor is finite and >= 0, so the largest products bound all the others
+    if not (lrs and l1s and l2s):  # an empty list, with per-tensor factors for no tensor
+        return
     if math.isfinite(max(lrs) * max(l1s)) and math.isfinite(2.0 * max(lrs) * max(l2s)):
         return
     n = max(len(lrs), len(l1s), len(l2s))
@@ -233,39 +235,73 @@ def _without_neg_bit(ws):
 
 # ------------------------------------------------------------------------------------ Penalty
 
+def _stepped(penalty) -> list:
+    """Indices of the selected parameters the proximal step updates: those that require grad.
+    A frozen parameter is left as it is, as an optimizer leaves it (fine-tuning a model whose
+    backbone is frozen must not shrink the backbone)."""
+    return [i for i, p in enumerate(penalty._params) if p.requires_grad]
+
+
+def _per_tensor(f, at: list, count: int):
+    """A factor given per selected parameter, cut down to the parameters at `at`."""
+    if isinstance(f, (list, tuple)) and len(f) == count:
+        return [f[i] for i in at]
+    if isinstance(f, torch.Tensor) and f.dim() == 1 and f.numel() == count and count > 1:
+        return f.index_select(0, torch.tensor(at, dtype=torch.long, device=f.device))
+    return f
+
+
 def penalty_prox(penalty, lr) -> ProxResult:
-    """Penalty.prox_: every selected parameter (frozen ones too), with its group's l1/l2."""
+    """Penalty.prox_: every selected parameter that requires grad, with its group's l1/l2; value
+    and zeros are those of the stepped parameters."""
     penalty._refresh()
     if penalty._sharded is not None:
         raise NotImplementedError("Penalty.prox_ over sharded parameters (DTensor / a process "
                                   "group) is not implemented yet; call fastpenalty.prox_many_ "
                                   "on the local shards")
-    return _prox_named(penalty._params, lr, penalty._l1s, penalty._l2s, False,
-                       list(penalty._names))
+    return _prox_at(penalty, _stepped(penalty), lr)
+
+
+def _prox_at(penalty, at: list, lr) -> ProxResult:
+    params, count = penalty._params, len(penalty._params)
+    if len(at) == count:
+        return _prox_named(params, lr, penalty._l1s, penalty._l2s, False, list(penalty._names))
+    index = torch.tensor(at, dtype=torch.long, device=penalty._l1s.device)
+    return _prox_named([params[i] for i in at], _per_tensor(lr, at, count),
+                       penalty._l1s.index_select(0, index), penalty._l2s.index_select(0, index),
+                       False, [penalty._names[i] for i in at])
 
 
 class _ProxHook:
     """optimizer.register_step_post_hook target: after each step, the proximal step with each
-    parameter's lr read from its optimizer param group at that moment (schedulers write it)."""
+    parameter's lr read from its optimizer param group at that moment (schedulers write it).
+    Only parameters that require grad are stepped; each of them must be in the optimizer."""
 
     def __init__(self, penalty, optimizer):
         self.penalty = penalty
-        self.params = None
-        self.slots = None
+        self.key = None
         self._map(optimizer)
 
     def _map(self, optimizer) -> None:
-        """(group index) per selected parameter; a parameter the optimizer lacks is an error."""
+        """(group index) per stepped parameter; a stepped parameter the optimizer lacks is an
+        error."""
         penalty = self.penalty
         penalty._refresh()
+        at = _stepped(penalty)
         where = {id(p): g for g, group in enumerate(optimizer.param_groups) for p in group["params"]}
-        missing = [name for name, p in zip(penalty._names, penalty._params) if id(p) not in where]
+        missing = [penalty._names[i] for i in at if id(penalty._params[i]) not in where]
         if missing:
             raise ValueError(f"attach_prox: the optimizer does not hold {', '.join(missing)}; the "
                              "proximal step takes each parameter's lr from its param group, so "
-                             "every parameter of the Penalty must be in the optimizer")
-        self.params = list(penalty._params)
-        self.slots = [where[id(p)] for p in self.params]
+                             "every parameter of the Penalty that requires grad must be in the "
+                             "optimizer (frozen ones are skipped)")
+        self.key = self._key()
+        self.at = at
+        self.slots = [where[id(penalty._params[i])] for i in at]
+
+    def _key(self) -> tuple:
+        params = self.penalty._params
+        return tuple(map(id, params)) + tuple(p.requires_grad for p in params)
 
     def lrs(self, optimizer):
         lrs = [group["lr"] for group in optimizer.param_groups]
@@ -274,18 +310,19 @@ class _ProxHook:
         per_tensor = [lrs[g] for g in self.slots]
         if all(not isinstance(v, torch.Tensor) for v in per_tensor):
             return per_tensor
-        device = self.params[0].device
+        device = self.penalty._params[self.at[0]].device
         return torch.cat([torch.as_tensor(v, dtype=torch.float64).reshape(1).to(device)
                           for v in per_tensor])
 
     def __call__(self, optimizer, args, kwargs) -> None:
         penalty = self.penalty
         penalty._refresh()
-        if len(penalty._params) != len(self.params) or any(
-                p is not q for p, q in zip(penalty._params, self.params)):
-            self._map(optimizer)  # a parameter was replaced: find the new one's group
-        if self.params:
-            penalty_prox(penalty, self.lrs(optimizer))
+        if penalty._sharded is not None:
+            penalty_prox(penalty, 0.0)  # the same NotImplementedError as Penalty.prox_
+        if self._key() != self.key:
+            self._map(optimizer)  # a parameter replaced, frozen or unfrozen
+        if self.at:
+            _prox_at(penalty, self.at, self.lrs(optimizer))
 
 
 def attach_prox(penalty, optimizer):
