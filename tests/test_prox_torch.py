@@ -564,3 +564,37 @@ def test_attach_prox_with_a_frozen_backbone_outside_the_optimizer():
     model[0].weight.requires_grad_(True)  # unfrozen but still not in the optimizer
     with pytest.raises(ValueError, match=r"does not hold 0\.weight"):
         _step(model, opt, x, y)
+
+
+def test_eager_cpu_step_is_read_in_cpp_and_follows_a_changed_storage():
+    from fastpenalty.torch import _prox
+
+    ws = [torch.full((5,), 2.0), torch.full((3, 7), -3.0)]
+    fastpenalty.prox_many_(ws, 1.0, 0.5)
+    assert _prox._PLAN.was_served  # the C++ plan took the plain list
+    fastpenalty.prox_many_(ws, 1.0, 0.5)
+    assert torch.equal(ws[0], torch.full((5,), 1.0)) and torch.equal(ws[1], torch.full((3, 7), -2.0))
+    old = ws[0].detach().clone()
+    kept = ws[0].data
+    ws[0].data = torch.full((9,), 0.25)  # same object, new storage and size
+    result = fastpenalty.prox_many_(ws, 1.0, 0.5)
+    assert _prox._PLAN.was_served
+    assert torch.equal(ws[0], torch.zeros(9)) and torch.equal(kept, old)
+    assert int(result.zeros) == 9
+    assert float(result.value) == pytest.approx(0.5 * 1.5 * 21)
+
+
+def test_eager_cpu_step_refusals_go_through_the_named_checks():
+    w = torch.ones(4)
+    with pytest.raises(ValueError, match="lr"):
+        fastpenalty.prox_many_([w], -1.0, 0.5)
+    with pytest.raises(ValueError):
+        fastpenalty.prox_many_([w], 1e300, 1e300)  # lr*l1 overflows: refused before any write
+    with pytest.raises(ValueError, match="overlap"):
+        fastpenalty.prox_many_([w, w[1:]], 1.0, 0.5)
+    assert torch.equal(w, torch.ones(4))
+    with torch.inference_mode():
+        t = torch.ones(3)
+    with pytest.raises(ValueError, match="inference"):
+        fastpenalty.prox_many_([t], 1.0, 0.5)  # an inference tensor outside inference mode
+    assert torch.equal(t, torch.ones(3))

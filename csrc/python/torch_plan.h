@@ -317,6 +317,10 @@ class Plan {
     return served(accumulate_grads_(params, l1, l2, check_finite));
   }
 
+  py::object prox_many(py::list ws, py::handle lr, py::handle l1, py::handle l2) {
+    return served(prox_many_(ws, lr, l1, l2));
+  }
+
  private:
   py::object served(py::object r) {
     served_ = !r.is_none();
@@ -344,6 +348,45 @@ class Plan {
     double v;
     if (!value(count, check_finite, &v)) return py::none();
     return py::make_tuple(v, result_dtype(), needs_graph);
+  }
+
+  // The proximal step in place on every ws[i]: (value, dtype, zeros), or None with nothing
+  // written (the Python path then checks and names what it refuses). Overlap, factors and the
+  // products lr*l1, 2*lr*l2 are the core's checks, made before it writes anything.
+  py::object prox_many_(py::list ws, py::handle lr, py::handle l1, py::handle l2) {
+    full_checks_ = 0;
+    const size_t count = ws.size();
+    if (busy_ || !registered() || count == 0) return py::none();
+    resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      PyObject* w = PyList_GET_ITEM(ws.ptr(), i);
+      bool changed;
+      if (!take(ws_[i], w, &changed)) return py::none();
+      if (changed && truth(call(api().is_inference, w)) != 0) {
+        ws_[i].facts = Facts{};  // checked again next time
+        return py::none();
+      }
+      set_weight(i, ws_[i].facts);
+    }
+    std::vector<double> lrs;
+    if (!read_factors(lr.ptr(), count, &lrs) || !factors(l1, l2, count)) return py::none();
+    std::vector<double>* per[] = {&lrs, &l1_, &l2_};
+    for (std::vector<double>* f : per)
+      if (f->size() == 1) f->assign(count, (*f)[0]);
+    std::vector<void*> targets(count);
+    for (size_t i = 0; i < count; ++i) targets[i] = const_cast<void*>(w_[i]);
+    double v = 0.0;
+    int64_t zeros = 0;
+    const int64_t c = int64_t(count);
+    if (!core([&] {
+          return fp_prox_many(c, targets.data(), n_.data(), code_.data(), lrs.data(), l1_.data(), l2_.data(), &v,
+                              &zeros);
+        }))
+      return py::none();
+    PyObject* r = PyObject_CallOneArg(api().increment_version, ws.ptr());  // autograd sees the writes
+    if (!r) throw py::error_already_set();
+    Py_DECREF(r);
+    return py::make_tuple(rounded(v, all_fp64(code_)), result_dtype(), zeros);
   }
 
   // Every gs[i] += grad(ws[i]); (value, dtype), or None with nothing written.
@@ -663,6 +706,7 @@ inline void register_bindings(py::module_& m) {
            py::arg("record"))
       .def("accumulate_many", &Plan::accumulate_many, py::arg("ws"), py::arg("gs"), py::arg("l1"), py::arg("l2"),
            py::arg("check_finite"))
+      .def("prox_many", &Plan::prox_many, py::arg("ws"), py::arg("lr"), py::arg("l1"), py::arg("l2"))
       .def("accumulate_grads", &Plan::accumulate_grads, py::arg("params"), py::arg("l1"), py::arg("l2"),
            py::arg("check_finite"))
       .def_property_readonly("was_served", &Plan::was_served)

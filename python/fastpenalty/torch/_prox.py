@@ -21,7 +21,7 @@ import torch
 from .. import _core
 from .._factors import check_factor_list, refuse_non_real
 from .._prox_result import ProxResult
-from . import _checks, _prox_ops
+from . import _checks, _plan, _prox_ops
 from ._layout import DTYPE_CODES
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -117,8 +117,18 @@ def prox_(w, lr, l1=0.0, l2=0.0, *, check_finite: bool = False) -> ProxResult:
     return _prox_named([w], lr, l1, l2, check_finite, ["w"])
 
 
+# The plan (csrc/python/torch_plan.h) of the eager CPU step: plain contiguous CPU tensors with
+# host factors, read in C++; anything it does not take goes through the checks below.
+_PLAN = _plan.new()
+
+
 def _prox_named(ws, lr, l1, l2, check_finite: bool, names) -> ProxResult:
     """prox_many_ with errors naming the tensors by `names` (Penalty passes parameter names)."""
+    if not check_finite and type(ws) is list and _plan.READY and _plan.eager():
+        got = _PLAN.prox_many(ws, lr, l1, l2)  # C++: what changed since the last call, then the core
+        if got is not None:
+            return ProxResult(torch.scalar_tensor(got[0], dtype=got[1]),
+                              torch.scalar_tensor(got[2], dtype=torch.int64))
     count = len(ws)
     floats = [_host_floats(f, name, count) for f, name in ((lr, "lr"), (l1, "l1"), (l2, "l2"))]
     if None not in floats:
