@@ -172,3 +172,12 @@ def test_targets_use_the_fastest_peer_variant_and_skip_small_sizes():
     verdicts = {(v.target.provider, v.case, v.isa): (v.value, v.passed) for v in targets.check(rows)}
     assert verdicts == {("fastpenalty", "m", "avx512"): (0.9, True), ("torch_foreach", "m", "avx512"): (4.0, False),
                         ("fastpenalty", "m", "scalar"): (0.5, False)}
+
+
+def test_value_has_a_target_against_torch_compile():
+    rows = [_row("m", "torch", "value", "torch_compile", "fastpenalty_speedup", 0.98),
+            _row("m", "torch", "value", "fastpenalty", "fraction_of_probe", 0.97)]
+    verdicts = {(v.target.mode, v.target.provider): (v.value, v.passed) for v in targets.check(rows)}
+    assert verdicts[("value", "torch_compile")] == (0.98, False)
+    rows[0]["p50"] = 1.3
+    assert any(v.passed for v in targets.check(rows) if v.target.provider == "torch_compile")

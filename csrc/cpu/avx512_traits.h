@@ -28,6 +28,10 @@ struct Avx512F64 {
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R abs(R a) { return _mm512_abs_pd(a); }
+  static R signed_factor(R x, R s) {
+    const __mmask8 nonzero = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+    return _mm512_maskz_mov_pd(nonzero, _mm512_or_pd(_mm512_and_pd(x, _mm512_set1_pd(-0.0)), s));
+  }
   static R scaled_sign(R x, R s) {
     const __mmask8 nonzero = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ);
     const __mmask8 nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q);
@@ -75,6 +79,10 @@ struct Avx512F32Ops {
   }
   static R from_d(const __m512d* d) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(d[0])), _mm512_cvtpd_ps(d[1]), 1);
+  }
+  static R signed_factor(R x, R s) {
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    return _mm512_maskz_mov_ps(nonzero, _mm512_or_ps(_mm512_and_ps(x, _mm512_set1_ps(-0.0f)), s));
   }
   static R scaled_sign(R x, R s) {
     const __mmask16 nonzero = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);

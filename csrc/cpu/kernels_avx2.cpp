@@ -33,6 +33,10 @@ struct Avx2F64 {
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R abs(R a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static R signed_factor(R x, R s) {
+    const R nonzero = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_NEQ_UQ);
+    return _mm256_and_pd(_mm256_or_pd(_mm256_and_pd(x, _mm256_set1_pd(-0.0)), s), nonzero);
+  }
   static R scaled_sign(R x, R s) {
     const R nonzero = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_NEQ_UQ);
     const R signed_s = _mm256_or_pd(_mm256_and_pd(x, _mm256_set1_pd(-0.0)), s);
@@ -71,6 +75,10 @@ struct Avx2F32Ops {
   }
   static R from_d(const __m256d* d) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(d[0])), _mm256_cvtpd_ps(d[1]), 1);
+  }
+  static R signed_factor(R x, R s) {
+    const R nonzero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    return _mm256_and_ps(_mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0f)), s), nonzero);
   }
   static R scaled_sign(R x, R s) {
     const R nonzero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ);
@@ -118,18 +126,68 @@ struct Avx2F16 : Avx2Half<Avx2F16> {
   static __m128i narrow(R r) { return _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 };
 
-struct Avx2BF16 : Avx2Half<Avx2BF16> {
+// bf16: 16 elements per 256-bit load, split by parity into two fp32 registers without a shuffle:
+// the even elements shifted into the upper halves of the 32-bit lanes, the odd ones masked there.
+// Narrowing interleaves them back the same way. Each element is computed alone, so the bits are
+// those of any other lane order; only the lane sums see the split.
+struct Avx2BF16 {
   static constexpr int32_t kDtype = FP_BFLOAT16;
-  static R widen(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
-  static __m128i narrow(R r) {  // round to nearest even; NaN stays a quiet NaN
+  using S = uint16_t;
+  using F = Avx2F32Ops;
+  using C = float;
+  static constexpr int W = 16;
+  static constexpr int kRegisters = 2;
+  struct R {
+    __m256 even, odd;
+  };
+
+  static __m256i upper_halves() { return _mm256_set1_epi32(int(0xffff0000u)); }
+  static R widen(__m256i v) {
+    loops::in_register(v);  // one load feeding both halves
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_castsi256_ps(_mm256_and_si256(v, upper_halves()))};
+  }
+  // r rounded to bf16 (to nearest even; a NaN stays a NaN, quieted) in the upper 16 bits of each lane.
+  static __m256i rounded_upper(__m256 r) {
     const __m256i x = _mm256_castps_si256(r);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
     const __m256i rounded = _mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
     const __m256i quiet = _mm256_or_si256(x, _mm256_set1_epi32(0x00400000));
     const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(r, r, _CMP_UNORD_Q));
-    const __m256i top = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, quiet, nan), 16);
-    return _mm_packus_epi32(_mm256_castsi256_si128(top), _mm256_extracti128_si256(top, 1));
+    return _mm256_blendv_epi8(rounded, quiet, nan);
   }
+  static __m256i narrow(R r) {
+    return _mm256_or_si256(_mm256_srli_epi32(rounded_upper(r.even), 16),
+                           _mm256_and_si256(rounded_upper(r.odd), upper_halves()));
+  }
+  static R load(const S* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static void store(S* p, R r) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow(r)); }
+  static R load_part(const S* p, int n) {
+    alignas(32) S buf[W] = {};
+    memcpy(buf, p, size_t(n) * sizeof(S));
+    return load(buf);
+  }
+  static void store_part(S* p, R r, int n) {
+    alignas(32) S buf[W];
+    store(buf, r);
+    memcpy(p, buf, size_t(n) * sizeof(S));
+  }
+
+  static R zero() { return {F::zero(), F::zero()}; }
+  static R set1(C c) { return {F::set1(c), F::set1(c)}; }
+  static R add(R a, R b) { return {F::add(a.even, b.even), F::add(a.odd, b.odd)}; }
+  static R mul(R a, R b) { return {F::mul(a.even, b.even), F::mul(a.odd, b.odd)}; }
+  static R fma(R a, R b, R c) { return {F::fma(a.even, b.even, c.even), F::fma(a.odd, b.odd, c.odd)}; }
+  static R abs(R a) { return {F::abs(a.even), F::abs(a.odd)}; }
+  static R scaled_sign(R x, R s) { return {F::scaled_sign(x.even, s.even), F::scaled_sign(x.odd, s.odd)}; }
+  static R signed_factor(R x, R s) { return {F::signed_factor(x.even, s.even), F::signed_factor(x.odd, s.odd)}; }
+  static double hsum(R a) { return F::hsum(F::add(a.even, a.odd)); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx2BF16, L1, L2>(x, l1, two_l2); }
+
+  using D = Avx2F64;
+  static constexpr int DW = 4;  // parts 0, 1: the even half; 2, 3: the odd half
+  static __m256d to_d(R x, int k) { return F::to_d(k < 2 ? x.even : x.odd, k & 1); }
+  static R from_d(const __m256d* d) { return {F::from_d(d), F::from_d(d + 2)}; }
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // Every tensor is cut into chunks of FP_CHUNK elements; each chunk's sums go to its own slot and
 // the slots are added in chunk order, so the value is the same for any thread count.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
@@ -18,6 +19,16 @@ namespace fp::cpu {
 namespace {
 
 thread_local std::string g_error;
+
+// Test hook (fp_experimental_fail_next_allocations): how many coming chunk-table allocations fail.
+std::atomic<int> g_failing_allocations{0};
+
+bool allocation_must_fail() {
+  int n = g_failing_allocations.load(std::memory_order_relaxed);
+  while (n > 0)
+    if (g_failing_allocations.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+  return false;
+}
 
 fp_status fail(fp_status status, std::string message) {
   g_error = std::move(message);
@@ -159,6 +170,7 @@ fp_status run_call(Call& c, double* out, double* out_abs, double* out_sq) {
 
   static thread_local std::vector<ChunkSums> partials;
   try {
+    if (allocation_must_fail()) throw std::bad_alloc();
     c.first_chunk.resize(size_t(c.count) + 1);
     int64_t chunks = 0;
     for (int64_t t = 0; t < c.count; ++t) {
@@ -265,6 +277,10 @@ fp_status fp_grad_many(int64_t count, const void* const* ws, void* const* outs, 
 
 fp_status fp_grad(const void* w, void* out_grad, int64_t n, int32_t dtype, double l1, double l2) {
   return fp_grad_many(1, &w, &out_grad, &n, &dtype, &l1, &l2, 1);
+}
+
+void fp_experimental_fail_next_allocations(int n) {
+  fp::cpu::g_failing_allocations.store(n > 0 ? n : 0, std::memory_order_relaxed);
 }
 
 fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype) {

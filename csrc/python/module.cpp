@@ -26,7 +26,8 @@ void raise_on_error(fp_status status) {
     case FP_ERR_UNSUPPORTED_DTYPE:
       throw py::type_error(message);
     case FP_ERR_OUT_OF_MEMORY:
-      throw std::bad_alloc();
+      PyErr_SetString(PyExc_MemoryError, ("fastpenalty: " + message).c_str());
+      throw py::error_already_set();
     default:
       throw std::runtime_error(message);
   }
@@ -202,7 +203,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("w_ptr"), py::arg("n"), py::arg("dtype"));
 
   fp_prox_binding::add_to(m);
-
+  m.def("fail_next_allocations", &fp_experimental_fail_next_allocations, py::arg("n"),
+        "Test hook (experimental): the chunk-table allocation of the next n calls fails (MemoryError).");
   m.attr("MAX_THREADS") = FP_MAX_THREADS;
   if (const std::string warning = fp_config_warning(); !warning.empty()) {
     if (PyErr_WarnEx(PyExc_RuntimeWarning, ("fastpenalty: " + warning).c_str(), 1) != 0) throw py::error_already_set();

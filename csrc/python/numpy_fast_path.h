@@ -1,14 +1,16 @@
 // The NumPy fast path of fastpenalty._numpy_api: lists of plain, C-contiguous, aligned ndarrays of
 // a known dtype and plain float factors are read here, in C++, and go straight to the C ABI with
 // one overlap check (the C sweep). Anything else (subclasses such as masked arrays, strided or
-// misaligned arrays, other dtypes, factor objects, invalid values, any failing call) returns None
-// and the Python path handles it: conversion, and errors that name the offending argument.
+// misaligned arrays, other dtypes, factor objects, invalid values, any failing call but running out
+// of memory) returns None and the Python path handles it: conversion, and errors that name the
+// offending argument.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "fastpenalty/fastpenalty.h"
@@ -124,6 +126,16 @@ struct Lists {
   std::vector<double> l1s, l2s;
 };
 
+// The value, or None for the Python path to redo the call and name the bad argument. Running out of
+// memory has no argument to name (and the Python path would need more memory): MemoryError here.
+inline py::object finish(fp_status s, double out, const std::vector<int32_t>& codes) {
+  if (s == FP_ERR_OUT_OF_MEMORY) {
+    PyErr_SetString(PyExc_MemoryError, (std::string("fastpenalty: ") + fp_last_error()).c_str());
+    throw py::error_already_set();
+  }
+  return s == FP_OK ? result(out, codes) : py::none();
+}
+
 // ws (and gs) must be lists the caller owns: their items stay alive while the GIL is released.
 inline py::object value_many(py::list ws, py::handle l1, py::handle l2) {
   Lists a;
@@ -147,7 +159,7 @@ inline py::object value_many(py::list ws, py::handle l1, py::handle l2) {
     s = fp_value_many(int64_t(count), a.ws.data(), a.ns.data(), a.codes.data(), a.l1s.data(), a.l2s.data(),
                       int64_t(a.l1s.size()), &out);
   }
-  return s == FP_OK ? result(out, a.codes) : py::none();
+  return finish(s, out, a.codes);
 }
 
 inline py::object accumulate_many(py::list ws, py::list gs, py::handle l1, py::handle l2) {
@@ -177,7 +189,7 @@ inline py::object accumulate_many(py::list ws, py::list gs, py::handle l1, py::h
     s = fp_accumulate_many(int64_t(count), a.ws.data(), a.gs.data(), a.ns.data(), a.codes.data(), a.l1s.data(),
                            a.l2s.data(), int64_t(a.l1s.size()), &out);
   }
-  return s == FP_OK ? result(out, a.codes) : py::none();
+  return finish(s, out, a.codes);
 }
 
 }  // namespace fp_numpy

@@ -17,6 +17,11 @@ extern "C" {
 FP_API fp_status fp_probe_add(const void* w, void* g, int64_t n, int32_t dtype);
 FP_API fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* out);
 
+/* Test hook: the chunk-table allocation of each of the next n calls that reach it (any thread) fails,
+ * so the call returns FP_ERR_OUT_OF_MEMORY after its argument checks and before any write. n <= 0
+ * clears a pending count. */
+FP_API void fp_experimental_fail_next_allocations(int n);
+
 #ifdef __cplusplus
 }
 #endif
