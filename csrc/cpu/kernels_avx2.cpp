@@ -190,6 +190,25 @@ struct Avx2BF16 {
   static R from_d(const __m256d* d) { return {F::from_d(d), F::from_d(d + 2)}; }
 };
 
+// The proximal step's register operations (cpu/prox_loops.h) for the even/odd halves of a bf16
+// register: each half is 8 float lanes; the lane masks are returned in element order (element 2k
+// is the even half's lane k, element 2k+1 the odd half's), as the NaN-keeping store reads them.
+inline unsigned to_even_bits(unsigned half) {  // bit k -> bit 2k, for 8 bits
+  half = (half | (half << 4)) & 0x0F0Fu;
+  half = (half | (half << 2)) & 0x3333u;
+  return (half | (half << 1)) & 0x5555u;
+}
+template <bool DIVIDE>
+inline Avx2BF16::R prox_step(Avx2BF16::R x, const Avx2BF16::R& t, const Avx2BF16::R& d) {
+  return {loops::prox_step<DIVIDE>(x.even, t.even, d.even), loops::prox_step<DIVIDE>(x.odd, t.odd, d.odd)};
+}
+inline unsigned nan_bits(const Avx2BF16::R& x) {
+  return to_even_bits(loops::nan_bits(x.even)) | (to_even_bits(loops::nan_bits(x.odd)) << 1);
+}
+inline unsigned zero_bits(const Avx2BF16::R& r, float below) {
+  return to_even_bits(loops::zero_bits(r.even, below)) | (to_even_bits(loops::zero_bits(r.odd, below)) << 1);
+}
+
 }  // namespace
 
 const KernelTable& kernel_table_avx2() {
