@@ -13,7 +13,7 @@ from _cases import prox_contract
 from _tolerances import FLOAT_DTYPES, VALUE_RTOL, assert_elements_close, assert_value_close
 
 # (lr, l1, l2): each term alone, both, factors that take the float64 path for 32/16-bit weights
-# (T below 2^-126, or above 2^100), a decay whose float32 divisor rounds to 1, and the no-write
+# (T below 2^-126 or above 2^100, S above 2^100: there float32 quotients would differ), a decay whose float32 divisor rounds to 1, and the no-write
 # cases.
 PROX_FACTORS = {
     "l1_only": (0.5, 0.3, 0.0),
@@ -21,6 +21,7 @@ PROX_FACTORS = {
     "both": (0.1, 2.0, 0.7),
     "tiny_shrink_wide": (1.0, 1e-40, 0.3),
     "huge_shrink_wide": (1e-3, 1e35, 0.0),
+    "huge_decay_wide": (1.0, 0.0, 1e31),
     "divisor_rounds_to_one": (1e-9, 0.5, 1e-9),
     "strong_decay": (1.0, 0.0, 10.0),
     "lr_zero": (0.0, 1.0, 1.0),

@@ -135,7 +135,8 @@ def try_mutation(m: Mutation, base_objs: dict, driver: Path, deps: dict, work: P
     except RuntimeError as exc:
         return m, "caught: does not compile (" + str(exc).splitlines()[0] + ")"
     try:
-        result = build.run(exe, quick=True, timeout=60)  # the unmutated run takes 10-20 s
+        # the unmutated run takes 10-20 s alone, near a minute on a machine shared by several builds
+        result = build.run(exe, quick=True, timeout=180)
     except subprocess.TimeoutExpired:
         return m, "caught: timed out"
     if result.returncode == 0 and "all passed" in result.stdout:
