@@ -27,7 +27,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 import torch
 
 from fastpenalty.torch import Penalty
