@@ -5,7 +5,9 @@ through the full check again, or the call through the Python path: results still
 reference and bad input is still refused, naming the tensor, before any write.
 
 `plan.was_served` says whether the last call was answered by the plan, `plan.full_checks` how
-many tensor objects it checked in full (0: all recognised)."""
+many tensor objects it checked in full (0: all recognised). Every test runs twice: with the
+direct reads of checked tensors through libtorch's C shim, and with every read through torch's
+Python bindings."""
 import gc
 import weakref
 
@@ -58,9 +60,33 @@ def unchanged_on_error(gs, call, error, match):
     assert all(torch.equal(g, b) for g, b in zip(gs, before))
 
 
-def test_plan_is_registered():
+@pytest.fixture(autouse=True, params=["direct", "bindings"])
+def reads(request):
+    from fastpenalty import _core
+    from fastpenalty.torch import _plan
+    if request.param == "bindings":
+        assert not _core.register_torch_direct("", [])  # turns direct reads off
+    yield request.param
+    assert _plan._register_direct()
+
+
+def test_plan_is_registered(reads):
+    from fastpenalty import _core
     from fastpenalty.torch import _plan
     assert _plan.READY
+    # torch 2.13 exports the shim and keeps each tensor's at::Tensor right after its header
+    assert _core.torch_direct_reads() == (reads == "direct")
+
+
+def test_direct_reads_refuse_probes_that_disagree():
+    from fastpenalty import _core
+    from fastpenalty.torch import _plan
+    lib = _plan.glob.glob(_plan.os.path.join(_plan.os.path.dirname(torch.__file__), "lib",
+                                             "libtorch_cpu.*"))[0]
+    fake = torch.Tensor._make_subclass(torch.Tensor, torch.ones(3))  # a plain tensor: agrees
+    assert _core.register_torch_direct(lib, [fake])
+    assert not _core.register_torch_direct(lib, [torch.ones(2), object()])  # not a tensor
+    assert not _core.torch_direct_reads()
 
 
 # ------------------------------------------------------------------ same objects, changed state

@@ -12,8 +12,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fastpenalty/fastpenalty.h"
@@ -35,7 +38,7 @@ struct Torch {
            *is_inference = nullptr;
   // getset descriptors
   PyObject *grad = nullptr, *dtype = nullptr, *layout = nullptr, *is_cpu = nullptr, *is_nested = nullptr,
-           *requires_grad = nullptr, *shape = nullptr, *version = nullptr;
+           *requires_grad = nullptr, *shape = nullptr, *version = nullptr, *cdata = nullptr;
 };
 
 inline Torch& api() {
@@ -81,6 +84,7 @@ inline void register_types(py::handle tensor, py::handle parameter, py::dict dty
   t.requires_grad = getset("requires_grad");
   t.shape = getset("shape");
   t.version = getset("_version");
+  t.cdata = getset("_cdata");
   t.increment_version = keep(increment_version);  // last: registered() means all of it is there
   api() = t;
 }
@@ -147,6 +151,101 @@ inline bool read_facts(PyObject* t, Facts* f) {
   if (truth(call(a.is_contiguous, t)) != 1) return false;
   f->code = dtype_code(t);
   return f->code >= 0 && read_int(a.data_ptr, t, &f->ptr) && read_int(a.numel, t, &f->n);
+}
+
+// ------------------------------------------------------------------------------ direct reads
+
+// Each read above goes through torch's Python bindings (tens of ns: argument parsing, a new Python
+// int). A tensor object already checked is read instead through libtorch's stable C shim
+// (aoti_torch_get_data_ptr & co., exported by libtorch_cpu, which torch has loaded): the shim takes
+// an at::Tensor*, and a torch.Tensor object holds its at::Tensor right after its PyObject header.
+// That layout is not a promise, so it is used for an object only after its full check saw the
+// pointer stored there equal the object's own `_cdata` (its TensorImpl address), and only when
+// register_direct found the shim and saw it agree with the Python reads on probe tensors.
+struct Shim {
+  int32_t (*data_ptr)(void*, void**) = nullptr;
+  int32_t (*numel)(void*, int64_t*) = nullptr;
+  int32_t (*dtype)(void*, int32_t*) = nullptr;
+  int32_t (*contiguous)(void*, bool*) = nullptr;
+  int32_t dtype_of[FP_DTYPE_COUNT] = {};  // the shim's dtype code for each FP_* code
+  bool on = false;
+};
+
+inline Shim& shim() {
+  static Shim s;
+  return s;
+}
+
+inline void* tensor_slot(PyObject* t) { return reinterpret_cast<char*>(t) + sizeof(PyObject); }
+
+// Whether the at::Tensor stored after t's header is t's own (so that the shim may be handed it).
+inline bool slot_is_own(PyObject* t) {
+  if (size_t(Py_TYPE(t)->tp_basicsize) < sizeof(PyObject) + sizeof(void*)) return false;
+  PyObject* r = get(api().cdata, t);
+  if (!r) return false;
+  const unsigned long long impl = PyLong_AsUnsignedLongLong(r);
+  Py_DECREF(r);
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  uintptr_t stored;
+  std::memcpy(&stored, tensor_slot(t), sizeof stored);
+  return impl != 0 && stored == uintptr_t(impl);
+}
+
+inline bool direct_facts(PyObject* t, Facts* f) {
+  const Shim& s = shim();
+  void* h = tensor_slot(t);
+  bool contiguous = false;
+  void* ptr = nullptr;
+  int32_t dtype = -1;
+  if (s.contiguous(h, &contiguous) != 0 || !contiguous || s.data_ptr(h, &ptr) != 0 || s.numel(h, &f->n) != 0 ||
+      s.dtype(h, &dtype) != 0)
+    return false;
+  f->ptr = int64_t(reinterpret_cast<intptr_t>(ptr));
+  f->code = -1;
+  for (int32_t c = 0; c < FP_DTYPE_COUNT; ++c)
+    if (dtype == s.dtype_of[c]) f->code = c;
+  return f->code >= 0;
+}
+
+template <class T>
+inline bool find(void* lib, const char* name, T* out) {
+  *out = reinterpret_cast<T>(dlsym(lib, name));
+  return *out != nullptr;
+}
+
+// Turns direct reads on when `library` (libtorch_cpu, already loaded) exports the shim and, for every
+// probe tensor, the direct reads agree with the Python ones. Returns whether they are on.
+inline bool register_direct(const std::string& library, py::list probes) {
+  shim().on = false;
+  if (!registered()) return false;
+  void* lib = dlopen(library.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (!lib) return false;
+  Shim s;
+  using code_fn = int32_t (*)();
+  code_fn f32, f64, f16, bf16;
+  const bool found = find(lib, "aoti_torch_get_data_ptr", &s.data_ptr) && find(lib, "aoti_torch_get_numel", &s.numel) &&
+                     find(lib, "aoti_torch_get_dtype", &s.dtype) && find(lib, "aoti_torch_is_contiguous", &s.contiguous) &&
+                     find(lib, "aoti_torch_dtype_float32", &f32) && find(lib, "aoti_torch_dtype_float64", &f64) &&
+                     find(lib, "aoti_torch_dtype_float16", &f16) && find(lib, "aoti_torch_dtype_bfloat16", &bf16);
+  dlclose(lib);  // RTLD_NOLOAD took a reference on a library torch keeps loaded
+  if (!found) return false;
+  s.dtype_of[FP_FLOAT32] = f32();
+  s.dtype_of[FP_FLOAT64] = f64();
+  s.dtype_of[FP_FLOAT16] = f16();
+  s.dtype_of[FP_BFLOAT16] = bf16();
+  shim() = s;
+  for (py::handle t : probes) {
+    Facts direct, python;
+    const bool contiguous = truth(call(api().is_contiguous, t.ptr())) == 1;
+    if (!slot_is_own(t.ptr()) || direct_facts(t.ptr(), &direct) != contiguous ||
+        (contiguous && !(read_facts(t.ptr(), &python) && direct == python)))
+      return false;
+  }
+  shim().on = true;
+  return true;
 }
 
 // What the full check adds for a new (or changed) object: facts fixed for an object's life, or that
@@ -259,11 +358,12 @@ inline double rounded(double v, bool fp64) { return fp64 ? v : double(static_cas
 struct Seen {
   PyObject* ref = nullptr;
   Facts facts;
+  bool direct = false;  // the object's facts may be read through the shim (slot_is_own held)
 
   Seen() = default;
   Seen(const Seen&) = delete;
   Seen& operator=(const Seen&) = delete;
-  Seen(Seen&& o) noexcept : ref(o.ref), facts(o.facts) { o.ref = nullptr; }
+  Seen(Seen&& o) noexcept : ref(o.ref), facts(o.facts), direct(o.direct) { o.ref = nullptr; }
   ~Seen() { Py_XDECREF(ref); }
 
   bool holds(PyObject* t) const {
@@ -290,6 +390,7 @@ struct Seen {
       }
       Py_XDECREF(ref);
       ref = r;
+      direct = shim().on && slot_is_own(t);
     }
     facts = f;
     return true;
@@ -465,8 +566,9 @@ class Plan {
   // A tensor of the same object as last time with the same facts, or one that passes the full check.
   bool take(Seen& s, PyObject* t, bool* changed) {
     Facts f;
-    if (!read_facts(t, &f)) return false;
-    *changed = !(s.holds(t) && s.facts == f);
+    const bool same = s.holds(t);
+    if (!(same && s.direct && shim().on ? direct_facts(t, &f) : read_facts(t, &f))) return false;
+    *changed = !(same && s.facts == f);
     full_checks_ += *changed;
     if (*changed && !(plain_kind(t) && s.remember(t, f))) return false;
     return true;
@@ -700,6 +802,9 @@ inline void register_bindings(py::module_& m) {
   m.def("register_torch_types", &register_types, py::arg("tensor"), py::arg("parameter"), py::arg("dtypes"),
         py::arg("strided"), py::arg("descriptors"), py::arg("increment_version"),
         "torch's types, dtypes and Tensor descriptors for TorchPlan (fastpenalty.torch._cpu calls it).");
+  m.def("register_torch_direct", &register_direct, py::arg("library"), py::arg("probes"),
+        "Direct reads of checked tensors through libtorch's C shim; whether they are on.");
+  m.def("torch_direct_reads", [] { return shim().on; }, "Whether TorchPlan reads checked tensors directly.");
   py::class_<Plan>(m, "TorchPlan", "The eager CPU fast path of fastpenalty.torch over remembered tensors.")
       .def(py::init<>())
       .def("value_many", &Plan::value_many, py::arg("ws"), py::arg("l1"), py::arg("l2"), py::arg("check_finite"),

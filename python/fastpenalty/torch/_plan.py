@@ -11,8 +11,10 @@ there too. Whatever a plan does not take (it answers None) goes through the Pyth
 `eager()` is the condition for any call past the dispatcher: no tracing, mode or functorch
 transform that would have to see the call.
 """
+import glob
 import inspect
 import operator
+import os
 
 import torch
 
@@ -20,7 +22,7 @@ from .. import _core
 from ._layout import DTYPE_CODES
 
 _READ = ("data_ptr", "numel", "is_contiguous", "is_neg", "is_inference", "grad", "dtype",
-         "layout", "is_cpu", "is_nested", "requires_grad", "shape", "_version")
+         "layout", "is_cpu", "is_nested", "requires_grad", "shape", "_version", "_cdata")
 
 
 def _register() -> bool:
@@ -40,6 +42,25 @@ def _register() -> bool:
 
 
 READY = _register()
+
+
+def _probes():
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    return [base, base[1:], base.t(), base[:, ::2], torch.empty(0), torch.nn.Parameter(base.clone()),
+            *(torch.ones(3, dtype=d) for d in DTYPE_CODES)]
+
+
+def _register_direct() -> bool:
+    """Direct reads of already-checked tensors through libtorch's C shim (see torch_plan.h); off
+    (every read through the Python bindings) unless the shim is found and agrees on probes."""
+    if not READY:
+        return False
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    names = sorted(glob.glob(os.path.join(lib, "libtorch_cpu.*")))
+    return any(_core.register_torch_direct(name, _probes()) for name in names)
+
+
+DIRECT = _register_direct()
 
 
 def new() -> "_core.TorchPlan":
