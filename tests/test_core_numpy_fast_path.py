@@ -110,3 +110,25 @@ def test_bool_factor_keeps_its_type_error():
 def test_negative_per_tensor_factor_is_named():
     with pytest.raises(ValueError, match=r"l2\[1\]"):
         fastpenalty.value_many([np.ones(3, np.float32)] * 2, 0.0, [0.1, -0.1])
+
+
+def test_public_many_functions_take_plain_arrays_without_a_python_pass(monkeypatch):
+    """fastpenalty.value_many / accumulate_many_ hand plain ndarrays straight to the C++ fast
+    path: the per-array Python routing (_api._backend, a pass over every array) is not reached."""
+    from fastpenalty import _api
+
+    def no_pass(*arrays):
+        raise AssertionError("per-array Python pass on plain ndarrays")
+
+    rng = np.random.default_rng(3)
+    ws = [rng.standard_normal(n).astype(np.float32) for n in (1, 7, 33)]
+    gs = [np.zeros_like(w) for w in ws]
+    expect_value = fastpenalty.reference.value_many(ws, 0.1, 0.2)
+    expect_gs = [fastpenalty.reference.grad(w, 0.1, 0.2) for w in ws]
+    monkeypatch.setattr(_api, "_backend", no_pass)
+    np.testing.assert_allclose(fastpenalty.value_many(tuple(ws), 0.1, 0.2), expect_value, rtol=1e-6)
+    np.testing.assert_allclose(fastpenalty.accumulate_many_(ws, gs, 0.1, 0.2), expect_value, rtol=1e-6)
+    for g, e in zip(gs, expect_gs):
+        np.testing.assert_allclose(g, e, rtol=1e-6)
+    with pytest.raises(AssertionError, match="per-array"):  # anything else still goes through it
+        fastpenalty.value_many(ws, 0.1, 0.2, check_finite=True)

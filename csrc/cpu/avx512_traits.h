@@ -12,8 +12,12 @@ namespace {
 static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
 static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
 
+// No software prefetch for 32- and 64-bit storage (kernel_loops.h): on the AMD EPYC with AVX-512
+// (2 cores, KVM) it cut accumulate and value from about 0.98 of the probes to 0.83-0.89, while the
+// 16-bit types, with more instructions per cache line, gained (float16 accumulate 0.84 -> 0.99).
 struct Avx512F64 {
   static constexpr int32_t kDtype = FP_FLOAT64;
+  static constexpr int64_t kPrefetchBytes = 0;
   using S = double;
   using C = double;
   using R = __m512d;
@@ -99,6 +103,7 @@ struct Avx512F32Ops {
 
 struct Avx512F32 : Avx512F32Ops {
   static constexpr int32_t kDtype = FP_FLOAT32;
+  static constexpr int64_t kPrefetchBytes = 0;
   using S = float;
   static R load(const S* p) { return _mm512_loadu_ps(p); }
   static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }

@@ -59,16 +59,32 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // KVM, 2 cores) this was measured on, the hardware prefetchers alone left the value loop at 0.8-0.9
 // of the read probe (16-bit types: about 0.7): the more instructions a cache line costs, the fewer
 // lines the out-of-order window keeps in flight. A prefetch past the end of a buffer cannot fault.
+// Traits may set their own distance (kPrefetchBytes; 0: none); FP_PREFETCH_BYTES overrides every
+// ISA's, for measuring.
 constexpr int64_t kCacheLine = 64;
-constexpr int64_t kPrefetchBytes = 4096;
+template <class V, class = void>
+struct prefetch_bytes_of : std::integral_constant<int64_t, 4096> {};
+template <class V>
+struct prefetch_bytes_of<V, std::void_t<decltype(V::kPrefetchBytes)>> : std::integral_constant<int64_t, V::kPrefetchBytes> {};
+#ifdef FP_PREFETCH_BYTES
+template <class V>
+constexpr int64_t kPrefetchBytes = FP_PREFETCH_BYTES;
+#else
+template <class V>
+constexpr int64_t kPrefetchBytes = prefetch_bytes_of<V>::value;
+#endif
 
-template <int64_t kBytes>
+template <class V, int64_t kBytes>
 static inline void prefetch_read(const void* p) {
-  for (int64_t b = 0; b < kBytes; b += kCacheLine) __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes + b, 0, 3);
+  if constexpr (kPrefetchBytes<V> > 0)
+    for (int64_t b = 0; b < kBytes; b += kCacheLine)
+      __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes<V> + b, 0, 3);
 }
-template <int64_t kBytes>
+template <class V, int64_t kBytes>
 static inline void prefetch_write(const void* p) {
-  for (int64_t b = 0; b < kBytes; b += kCacheLine) __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes + b, 1, 3);
+  if constexpr (kPrefetchBytes<V> > 0)
+    for (int64_t b = 0; b < kBytes; b += kCacheLine)
+      __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes<V> + b, 1, 3);
 }
 
 // Keeps a loaded vector in a register: without this GCC folds the load into both the abs and the
@@ -88,7 +104,7 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   for (int k = 0; k < A; ++k) a[k] = q[k] = V::zero();
   int64_t i = 0;
   for (; i + A * W <= n; i += A * W) {
-    prefetch_read<A * W * int64_t(sizeof(typename V::S))>(w + i);
+    prefetch_read<V, A * W * int64_t(sizeof(typename V::S))>(w + i);
     for (int k = 0; k < A; ++k) {
       R x = V::load(w + i + k * W);
       in_register(x);
@@ -184,8 +200,8 @@ static ChunkSums fused_block(const void* wp, void* gp, int64_t n, const Factors<
   };
   int64_t i = 0;
   for (; i + U * W <= n; i += U * W) {
-    prefetch_read<kStepBytes>(w + i);
-    if constexpr (ACCUMULATE) prefetch_write<kStepBytes>(g + i);
+    prefetch_read<V, kStepBytes>(w + i);
+    if constexpr (ACCUMULATE) prefetch_write<V, kStepBytes>(g + i);
     for (int k = 0; k < U; ++k) one(k, i + k * W);
   }
   for (int k = 0; i + W <= n; i += W, ++k) one(k, i);  // fewer than U whole vectors

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from . import _dlpack, _numpy_api
+from . import _core, _dlpack, _numpy_api
 from ._factors import check_factor
 from ._prox_result import ProxResult
 
@@ -98,6 +98,8 @@ def value_many(ws, l1=0.0, l2=0.0, *, check_finite: bool = False):
     ws = ws if isinstance(ws, (list, tuple)) else list(ws)
     if _is_torch(_first(ws)):
         return _torch_functional().value_many(ws, l1, l2, check_finite=check_finite)
+    if not check_finite and (v := _core.numpy_value_many(list(ws), l1, l2)) is not None:
+        return v  # plain ndarrays and number factors, read in C++: no Python pass per array
     v = _backend(*ws).value_many(ws, l1, l2, check_finite)
     return _finite(v) if check_finite else v
 
@@ -108,6 +110,8 @@ def accumulate_many_(ws, gs, l1=0.0, l2=0.0, *, check_finite: bool = False):
     gs = gs if isinstance(gs, (list, tuple)) else list(gs)
     if _is_torch(_first(ws)) or _is_torch(_first(gs)):
         return _torch_functional().accumulate_many_(ws, gs, l1, l2, check_finite=check_finite)
+    if not check_finite and (v := _core.numpy_accumulate_many(list(ws), list(gs), l1, l2)) is not None:
+        return v  # as in value_many
     backend = _backend(*ws, *gs)
     if check_finite:
         _finite(backend.value_many(ws, l1, l2, True))
