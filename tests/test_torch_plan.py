@@ -361,3 +361,24 @@ def test_recorded_value_refuses_a_weight_modified_before_backward():
     for w in ws:
         np.testing.assert_allclose(w.grad.numpy(), reference.grad(w.detach().numpy(), L1, L2),
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "list", "number"])
+def test_backward_uses_the_factors_of_the_forward(kind):
+    """The plan records its node with the factors as given; changing them in place (or the list
+    holding them) between the forward and the backward must not change the gradient."""
+    torch.manual_seed(1)
+    ws = [torch.randn(n, requires_grad=True) for n in (3, 17)]
+    l2 = {"tensor": torch.tensor([0.5, 0.25], dtype=torch.float64), "list": [0.5, 0.25],
+          "number": 0.5}[kind]
+    total = functional.value_many(ws, 0.0, l2)
+    assert VALUES.was_served
+    if kind == "tensor":
+        l2.mul_(8.0)
+    elif kind == "list":
+        l2[:] = [4.0, 2.0]
+    total.backward()
+    factors = [0.5, 0.25] if kind != "number" else [0.5, 0.5]
+    for w, f in zip(ws, factors):
+        np.testing.assert_allclose(w.grad.numpy(), reference.grad(w.detach().numpy(), 0.0, f),
+                                   rtol=1e-6)

@@ -255,8 +255,8 @@ def _value_many(ws: list, l1, l2, check_finite, plan) -> torch.Tensor:
         got = plan.value_many(ws, l1, l2, bool(check_finite), torch.is_grad_enabled())
         if got is not None:
             value, dtype, record = got
-            if record:
-                return _recorded(value, dtype, ws, l1, l2)
+            if record:  # the plan checked the factors: kept as given, read back in backward
+                return _apply_value_many(value, dtype, _kept(l1), _kept(l2), *ws)
             return torch.scalar_tensor(value, dtype=dtype)
         flat = _cpu.plain_weights(ws)
         if flat is not None:
@@ -279,6 +279,20 @@ def _recorded(value: float, dtype, ws, l1, l2) -> torch.Tensor:
     return _apply_value_many(value, dtype, a, b, *ws)
 
 
+def _kept(f):
+    """A factor the plan accepted (a number, a list/tuple of numbers or a float64 CPU tensor), as
+    the value it has now: a later in-place change must not reach the backward."""
+    if isinstance(f, torch.Tensor):
+        return f.detach().clone()
+    return list(f) if isinstance(f, (list, tuple)) else f
+
+
+def _float_values(f) -> list:
+    if isinstance(f, torch.Tensor):
+        return f.reshape(-1).tolist()
+    return [float(v) for v in f] if isinstance(f, list) else [float(f)]
+
+
 _MODIFIED = ("one of the variables needed for gradient computation has been modified by an "
              "inplace operation: a weight of fastpenalty's value_many (or Penalty()) changed "
              "between the forward and this backward")
@@ -287,12 +301,13 @@ _MODIFIED = ("one of the variables needed for gradient computation has been modi
 class _EagerValueMany(torch.autograd.Function):
     """value_many of plain CPU tensors that autograd records, in eager mode: the custom op's
     kernels without its per-tensor dispatch work (bench/bench_torch_overhead.py). The forward
-    is given the value (computed by the plan or _cpu.value_flat) and only records the node;
-    backward is _cpu.grad_many, or the differentiable grad_many op when the backward is itself
-    recorded (double backward)."""
+    is given the value (computed by the plan or _cpu.value_flat) and the checked factors (float
+    lists, or the plan's factors as `_kept`, turned into floats only in backward), and only
+    records the node; backward is _cpu.grad_many, or the differentiable grad_many op when the
+    backward is itself recorded (double backward)."""
 
     @staticmethod
-    def forward(ctx, value: float, dtype, l1s: list, l2s: list, *ws):
+    def forward(ctx, value: float, dtype, l1s, l2s, *ws):
         ctx.factors = (l1s, l2s)
         # the weights' version counters, read in C++, instead of one SavedVariable per weight
         # (a third of the node's cost on many small tensors): backward refuses modified weights
@@ -315,7 +330,7 @@ class _EagerValueMany(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout):
         ws = _EagerValueMany._weights(ctx)
-        l1s, l2s = ctx.factors
+        l1s, l2s = map(_float_values, ctx.factors)
         chosen = [i for i, need in enumerate(ctx.needs_input_grad[4:]) if need]
         pick = (lambda f: f) if len(l1s) == 1 and len(l2s) == 1 else (
             lambda f: f * len(ws) if len(f) == 1 else f)
