@@ -167,6 +167,8 @@ struct Shim {
   int32_t (*numel)(void*, int64_t*) = nullptr;
   int32_t (*dtype)(void*, int32_t*) = nullptr;
   int32_t (*contiguous)(void*, bool*) = nullptr;
+  int32_t (*device_type)(void*, int32_t*) = nullptr;
+  int32_t cpu = -1;                       // the shim's device type code of the CPU
   int32_t dtype_of[FP_DTYPE_COUNT] = {};  // the shim's dtype code for each FP_* code
   bool on = false;
 };
@@ -199,9 +201,11 @@ inline bool direct_facts(PyObject* t, Facts* f) {
   void* h = tensor_slot(t);
   bool contiguous = false;
   void* ptr = nullptr;
-  int32_t dtype = -1;
-  if (s.contiguous(h, &contiguous) != 0 || !contiguous || s.data_ptr(h, &ptr) != 0 || s.numel(h, &f->n) != 0 ||
-      s.dtype(h, &dtype) != 0)
+  int32_t dtype = -1, device = -1;
+  // the device too (one call more than the binding reads make): memory moved to another device
+  // by `.data = ...` can never pass for the same CPU buffer
+  if (s.device_type(h, &device) != 0 || device != s.cpu || s.contiguous(h, &contiguous) != 0 || !contiguous ||
+      s.data_ptr(h, &ptr) != 0 || s.numel(h, &f->n) != 0 || s.dtype(h, &dtype) != 0)
     return false;
   f->ptr = int64_t(reinterpret_cast<intptr_t>(ptr));
   f->code = -1;
@@ -225,13 +229,16 @@ inline bool register_direct(const std::string& library, py::list probes) {
   if (!lib) return false;
   Shim s;
   using code_fn = int32_t (*)();
-  code_fn f32, f64, f16, bf16;
+  code_fn f32, f64, f16, bf16, cpu;
   const bool found = find(lib, "aoti_torch_get_data_ptr", &s.data_ptr) && find(lib, "aoti_torch_get_numel", &s.numel) &&
                      find(lib, "aoti_torch_get_dtype", &s.dtype) && find(lib, "aoti_torch_is_contiguous", &s.contiguous) &&
+                     find(lib, "aoti_torch_get_device_type", &s.device_type) &&
+                     find(lib, "aoti_torch_device_type_cpu", &cpu) &&
                      find(lib, "aoti_torch_dtype_float32", &f32) && find(lib, "aoti_torch_dtype_float64", &f64) &&
                      find(lib, "aoti_torch_dtype_float16", &f16) && find(lib, "aoti_torch_dtype_bfloat16", &bf16);
   dlclose(lib);  // RTLD_NOLOAD took a reference on a library torch keeps loaded
   if (!found) return false;
+  s.cpu = cpu();
   s.dtype_of[FP_FLOAT32] = f32();
   s.dtype_of[FP_FLOAT64] = f64();
   s.dtype_of[FP_FLOAT16] = f16();
