@@ -81,3 +81,17 @@ def test_public_numpy_api_raises_memory_error_writes_nothing_and_recovers(dtype,
     got = fastpenalty.accumulate_(w, g, 0.1, 0.2, check_finite=check_finite)
     assert got == pytest.approx(expected, rel=1e-3)
     np.testing.assert_allclose(g.astype(np.float64), g_expected.astype(np.float64), rtol=2e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [5, 300000])
+def test_prox_raises_memory_error_writes_nothing_and_recovers(n):
+    """The proximal step shares the chunk table (csrc/cpu/chunks.h): its allocation failure is a
+    MemoryError with w untouched, through the core binding and the public NumPy function."""
+    w, _ = arrays(n)
+    failing_once(lambda: _core.prox_many([w.ctypes.data], [n], [0], [0.1], [0.5], [0.2]), [w])
+    failing_once(lambda: _core.prox(w.ctypes.data, n, 0, 0.1, 0.5, 0.2), [w])
+    failing_once(lambda: fastpenalty.prox_many_([w], 0.1, 0.5, 0.2), [w])
+    expected = w.copy()
+    fastpenalty.reference.prox_(expected, 0.1, 0.5, 0.2)
+    fastpenalty.prox_many_([w], 0.1, 0.5, 0.2)
+    np.testing.assert_allclose(w, expected, rtol=1e-6, atol=1e-7)

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "common/penalty_math.h"
+#include "cpu/chunks.h"
 #include "cpu/config.h"
 #include "cpu/kernels.h"
 #include "cpu/last_error.h"
+#include "cpu/overlap.h"
 #include "cpu/thread_pool.h"
 #include "fastpenalty/fastpenalty_experimental.h"
 
@@ -23,6 +25,8 @@ thread_local std::string g_error;
 // Test hook (fp_experimental_fail_next_allocations): how many coming chunk-table allocations fail.
 std::atomic<int> g_failing_allocations{0};
 
+}  // namespace
+
 bool allocation_must_fail() {
   int n = g_failing_allocations.load(std::memory_order_relaxed);
   while (n > 0)
@@ -30,13 +34,12 @@ bool allocation_must_fail() {
   return false;
 }
 
+namespace {
+
 fp_status fail(fp_status status, std::string message) {
   g_error = std::move(message);
   return status;
 }
-
-// Below this many elements waking the workers costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 17;
 
 enum class Mode { value, sums, accumulate, grad, probe_add, probe_sum };
 
@@ -58,9 +61,7 @@ struct Call {
   double l2(int64_t t) const { return n_factors == 1 ? l2s[0] : l2s[t]; }
 };
 
-void run_chunk(const Call& c, int64_t t, int64_t chunk) {
-  const int64_t offset = (chunk - c.first_chunk[t]) * FP_CHUNK;
-  const int64_t len = std::min<int64_t>(FP_CHUNK, c.ns[t] - offset);
+void run_chunk(const Call& c, int64_t t, int64_t chunk, int64_t offset, int64_t len) {
   const int32_t dt = c.dtypes[t];
   const int64_t bytes = offset * fp_dtype_size(dt);
   const void* w = static_cast<const char*>(c.ws[t]) + bytes;
@@ -88,25 +89,15 @@ void run_chunk(const Call& c, int64_t t, int64_t chunk) {
 
 void run_part(void* ctx, int part, int parts) {
   const Call& c = *static_cast<const Call*>(ctx);
-  const int64_t total = c.first_chunk[c.count];
-  const int64_t begin = total * part / parts, end = total * (part + 1) / parts;
-  if (begin >= end) return;
-  int64_t t = std::upper_bound(c.first_chunk.begin(), c.first_chunk.end(), begin) - c.first_chunk.begin() - 1;
-  for (int64_t chunk = begin; chunk < end; ++chunk) {
-    while (chunk >= c.first_chunk[t + 1]) ++t;
-    run_chunk(c, t, chunk);
-  }
+  for_each_chunk_of_part(c.first_chunk, c.ns, part, parts, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
+    run_chunk(c, t, chunk, offset, len);
+  });
 }
 
 // Every written range (a g) must be disjoint from every other range, read or written; weights may
-// share memory with each other. A sweep over the ranges sorted by start finds any such overlap.
+// share memory with each other.
 fp_status check_write_overlap(const Call& c) {
-  struct Range {
-    uintptr_t begin, end;
-    int64_t tensor;
-    bool written;
-  };
-  std::vector<Range> ranges;
+  std::vector<MemoryRange> ranges;
   ranges.reserve(size_t(c.count) * 2);
   for (int64_t t = 0; t < c.count; ++t) {
     if (c.ns[t] == 0) continue;
@@ -115,19 +106,10 @@ fp_status check_write_overlap(const Call& c) {
     ranges.push_back({w, w + bytes, t, false});
     ranges.push_back({g, g + bytes, t, true});
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  const Range* last_any = nullptr;
-  const Range* last_written = nullptr;
-  auto name = [](const Range* r) { return std::string(r->written ? "gradient " : "weight ") + std::to_string(r->tensor); };
-  for (const Range& r : ranges) {
-    const Range* hit = nullptr;
-    if (last_written && r.begin < last_written->end) hit = last_written;
-    else if (r.written && last_any && r.begin < last_any->end) hit = last_any;
-    if (hit) return fail(FP_ERR_INVALID_ARGUMENT, name(&r) + " overlaps " + name(hit) + " in memory");
-    if (!last_any || r.end > last_any->end) last_any = &r;
-    if (r.written && (!last_written || r.end > last_written->end)) last_written = &r;
-  }
-  return FP_OK;
+  const auto [r, hit] = find_write_overlap(ranges);
+  if (!r) return FP_OK;
+  auto name = [](const MemoryRange* x) { return std::string(x->written ? "gradient " : "weight ") + std::to_string(x->tensor); };
+  return fail(FP_ERR_INVALID_ARGUMENT, name(r) + " overlaps " + name(hit) + " in memory");
 }
 
 fp_status check(const Call& c, bool needs_g) {
@@ -170,26 +152,15 @@ fp_status run_call(Call& c, double* out, double* out_abs, double* out_sq) {
 
   static thread_local std::vector<ChunkSums> partials;
   try {
-    if (allocation_must_fail()) throw std::bad_alloc();
-    c.first_chunk.resize(size_t(c.count) + 1);
-    int64_t chunks = 0;
-    for (int64_t t = 0; t < c.count; ++t) {
-      c.first_chunk[t] = chunks;
-      chunks += (c.ns[t] + FP_CHUNK - 1) / FP_CHUNK;
-    }
-    c.first_chunk[c.count] = chunks;
-    partials.resize(size_t(chunks));
+    number_chunks(c.first_chunk, c.count, c.ns);
+    partials.resize(size_t(c.first_chunk.back()));
   } catch (const std::bad_alloc&) {
     return fail(FP_ERR_OUT_OF_MEMORY, "out of memory for the chunk table");
   }
   c.partials = partials.data();
   c.kernels = &active_kernels();
 
-  const int64_t chunks = c.first_chunk[c.count];
-  int64_t elements = 0;
-  for (int64_t t = 0; t < c.count; ++t) elements += c.ns[t];
-  const int parts = elements < kParallelMinElements ? 1 : int(std::min<int64_t>(pool_num_threads(), chunks));
-  pool_run(parts, run_part, &c);
+  pool_run(parts_for(c.first_chunk, c.count, c.ns), run_part, &c);
 
   if (!out && !out_abs) return FP_OK;
   double total = 0.0;

@@ -1,24 +1,23 @@
 // The C ABI of the proximal step on the CPU (fp_prox_many, fp_prox): argument checks before any
 // write, then the chunks of every tensor on the pool, each chunk's sums and zero count in its own
-// slot, added in chunk order. The chunks are ops.cpp's (FP_CHUNK elements from each tensor's
-// start) and the kernels' sums are value_chunk's, so the value equals fp_value_many of the new
-// weights bit for bit, for any thread count.
+// slot, added in chunk order. The chunks are those of ops.cpp (cpu/chunks.h: FP_CHUNK elements
+// from each tensor's start) and the kernels' sums are value_chunk's, so the value equals
+// fp_value_many of the new weights bit for bit, for any thread count.
 #include <algorithm>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "common/penalty_math.h"
+#include "cpu/chunks.h"
 #include "cpu/kernels.h"
 #include "cpu/last_error.h"
+#include "cpu/overlap.h"
 #include "cpu/thread_pool.h"
 #include "fastpenalty/fastpenalty_experimental.h"
 
 namespace fp::cpu {
 namespace {
-
-// As in ops.cpp: below this many elements waking the workers costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 17;
 
 struct ProxCall {
   int64_t count;
@@ -34,9 +33,7 @@ struct ProxCall {
   int64_t* zeros;
 };
 
-void run_chunk(const ProxCall& c, int64_t t, int64_t chunk) {
-  const int64_t offset = (chunk - c.first_chunk[t]) * FP_CHUNK;
-  const int64_t len = std::min<int64_t>(FP_CHUNK, c.ns[t] - offset);
+void run_chunk(const ProxCall& c, int64_t t, int64_t chunk, int64_t offset, int64_t len) {
   const int32_t dt = c.dtypes[t];
   void* w = static_cast<char*>(c.ws[t]) + offset * fp_dtype_size(dt);
   c.zeros[chunk] = 0;
@@ -45,40 +42,25 @@ void run_chunk(const ProxCall& c, int64_t t, int64_t chunk) {
 
 void run_part(void* ctx, int part, int parts) {
   const ProxCall& c = *static_cast<const ProxCall*>(ctx);
-  const int64_t total = c.first_chunk[c.count];
-  const int64_t begin = total * part / parts, end = total * (part + 1) / parts;
-  if (begin >= end) return;
-  int64_t t = std::upper_bound(c.first_chunk.begin(), c.first_chunk.end(), begin) - c.first_chunk.begin() - 1;
-  for (int64_t chunk = begin; chunk < end; ++chunk) {
-    while (chunk >= c.first_chunk[t + 1]) ++t;
-    run_chunk(c, t, chunk);
-  }
+  for_each_chunk_of_part(c.first_chunk, c.ns, part, parts, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
+    run_chunk(c, t, chunk, offset, len);
+  });
 }
 
 std::string tensor_name(int64_t t) { return "tensor " + std::to_string(t); }
 
-// Every range is written, so no two may share a byte: one sweep over the ranges sorted by start.
+// Every range is written, so no two may share a byte.
 fp_status check_no_overlap(const ProxCall& c) {
-  struct Range {
-    uintptr_t begin, end;
-    int64_t tensor;
-  };
-  std::vector<Range> ranges;
+  std::vector<MemoryRange> ranges;
   ranges.reserve(size_t(c.count));
   for (int64_t t = 0; t < c.count; ++t) {
     if (c.ns[t] == 0) continue;
     const auto w = reinterpret_cast<uintptr_t>(c.ws[t]);
-    ranges.push_back({w, w + uintptr_t(c.ns[t]) * uintptr_t(fp_dtype_size(c.dtypes[t])), t});
+    ranges.push_back({w, w + uintptr_t(c.ns[t]) * uintptr_t(fp_dtype_size(c.dtypes[t])), t, true});
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  const Range* reach = nullptr;  // the range seen so far that ends last
-  for (const Range& r : ranges) {
-    if (reach && r.begin < reach->end)
-      return report_error(FP_ERR_INVALID_ARGUMENT,
-                          tensor_name(r.tensor) + " overlaps " + tensor_name(reach->tensor) + " in memory");
-    if (!reach || r.end > reach->end) reach = &r;
-  }
-  return FP_OK;
+  const auto [r, hit] = find_write_overlap(ranges);
+  if (!r) return FP_OK;
+  return report_error(FP_ERR_INVALID_ARGUMENT, tensor_name(r->tensor) + " overlaps " + tensor_name(hit->tensor) + " in memory");
 }
 
 fp_status check_factors(double lr, double l1, double l2, int64_t t) {
@@ -116,15 +98,9 @@ fp_status run(ProxCall& c, double* out_value, int64_t* out_zeros) {
   static thread_local std::vector<ChunkSums> sums;
   static thread_local std::vector<int64_t> zeros;
   try {
-    c.first_chunk.resize(size_t(c.count) + 1);
-    int64_t chunks = 0;
-    for (int64_t t = 0; t < c.count; ++t) {
-      c.first_chunk[t] = chunks;
-      chunks += (c.ns[t] + FP_CHUNK - 1) / FP_CHUNK;
-    }
-    c.first_chunk[c.count] = chunks;
-    sums.resize(size_t(chunks));
-    zeros.resize(size_t(chunks));
+    number_chunks(c.first_chunk, c.count, c.ns);
+    sums.resize(size_t(c.first_chunk.back()));
+    zeros.resize(size_t(c.first_chunk.back()));
   } catch (const std::bad_alloc&) {
     return report_error(FP_ERR_OUT_OF_MEMORY, "out of memory for the chunk table");
   }
@@ -132,11 +108,7 @@ fp_status run(ProxCall& c, double* out_value, int64_t* out_zeros) {
   c.zeros = zeros.data();
   c.kernels = &active_kernels();
 
-  const int64_t chunks = c.first_chunk[c.count];
-  int64_t elements = 0;
-  for (int64_t t = 0; t < c.count; ++t) elements += c.ns[t];
-  const int parts = elements < kParallelMinElements ? 1 : int(std::min<int64_t>(pool_num_threads(), chunks));
-  pool_run(parts, run_part, &c);
+  pool_run(parts_for(c.first_chunk, c.count, c.ns), run_part, &c);
 
   double total = 0.0;
   int64_t zero_count = 0;

@@ -10,28 +10,14 @@
 #include "fastpenalty/fastpenalty_experimental.h"
 #include "numpy_fast_path.h"
 #include "prox_bindings.h"
+#include "status_errors.h"
 #include "torch_plan.h"
 
 namespace py = pybind11;
 
 namespace {
 
-void raise_on_error(fp_status status) {
-  if (status == FP_OK) return;
-  const std::string message = fp_last_error();
-  switch (status) {
-    case FP_ERR_INVALID_ARGUMENT:
-    case FP_ERR_UNSUPPORTED_ISA:
-      throw py::value_error(message);
-    case FP_ERR_UNSUPPORTED_DTYPE:
-      throw py::type_error(message);
-    case FP_ERR_OUT_OF_MEMORY:
-      PyErr_SetString(PyExc_MemoryError, ("fastpenalty: " + message).c_str());
-      throw py::error_already_set();
-    default:
-      throw std::runtime_error(message);
-  }
-}
+using fp_python::raise_on_error;
 
 template <class F>
 void call_without_gil(F&& f) {

@@ -12,25 +12,13 @@
 
 #include "fastpenalty/fastpenalty.h"
 #include "numpy_fast_path.h"
+#include "status_errors.h"
 
 namespace fp_prox_binding {
 
 namespace py = pybind11;
 
-inline void raise_on_error(fp_status status) {
-  if (status == FP_OK) return;
-  const std::string message = fp_last_error();
-  switch (status) {
-    case FP_ERR_INVALID_ARGUMENT:
-      throw py::value_error(message);
-    case FP_ERR_UNSUPPORTED_DTYPE:
-      throw py::type_error(message);
-    case FP_ERR_OUT_OF_MEMORY:
-      throw std::bad_alloc();
-    default:
-      throw std::runtime_error(message);
-  }
-}
+using fp_python::raise_on_error;
 
 // A factor list of 1 entry repeated to `count` (the C ABI takes one per tensor); false if its
 // length is neither 1 nor count.
@@ -108,6 +96,7 @@ inline py::object numpy_prox_many(py::list ws, py::handle lr, py::handle l1, py:
     status = fp_prox_many(int64_t(count), data.data(), ns.data(), codes.data(), lrs.data(), l1s.data(), l2s.data(),
                           &value, &zeros);
   }
+  if (status == FP_ERR_OUT_OF_MEMORY) raise_on_error(status);  // as the other fast paths: MemoryError
   if (status != FP_OK) return py::none();
   return py::make_tuple(fp_numpy::result(value, codes), zeros);
 }
