@@ -10,11 +10,11 @@ N/10 tensors, which leaves out the per-call fixed cost.
 """
 import argparse
 import statistics
-import time
 
 import numpy as np
 
 import fastpenalty
+from fastpenalty.benchmarks.host_overhead import emit, interleaved_times, per_tensor_us
 from fastpenalty.benchmarks.machine import cpu_device
 
 L1, L2 = 1e-5, 1e-4
@@ -36,22 +36,6 @@ def calls(n: int, size: int) -> dict:
     }
 
 
-def measure(by_n: dict, rounds: int, inner: int) -> dict:
-    """{(n, name): [seconds per call, one per round]}, every call of every n in each round."""
-    times = {(n, name): [] for n, cs in by_n.items() for name in cs}
-    for cs in by_n.values():
-        for fn in cs.values():
-            fn()
-    for _ in range(rounds):
-        for n, cs in by_n.items():
-            for name, fn in cs.items():
-                start = time.perf_counter()
-                for _ in range(inner):
-                    fn()
-                times[(n, name)].append((time.perf_counter() - start) / inner)
-    return times
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tensors", type=int, default=2000)
@@ -62,7 +46,8 @@ def main() -> int:
     args = parser.parse_args()
     small = max(1, args.tensors // 10)
     by_n = {args.tensors: calls(args.tensors, args.size), small: calls(small, args.size)}
-    times = measure(by_n, args.rounds, args.inner)
+    times = interleaved_times({(k, name): fn for k, cs in by_n.items() for name, fn in cs.items()},
+                              args.rounds, args.inner)
     n = args.tensors
     probe_name = next(iter(by_n[n]))
     probe = statistics.median(times[(n, probe_name)])
@@ -74,16 +59,11 @@ def main() -> int:
              "| time / probe (p50) |", "|---|---|---|---|"]
     for name in by_n[n]:
         ts = times[(n, name)]
-        q = statistics.quantiles(ts, n=5)
-        per = [1e6 * x / n for x in (q[0], statistics.median(ts), q[3])]
+        per = per_tensor_us(ts, n)
         slope = 1e6 * (statistics.median(ts) - statistics.median(times[(small, name)])) / (n - small)
         lines.append(f"| {name} | {per[0]:.3f} / {per[1]:.3f} / {per[2]:.3f} | {slope:.3f} | "
                      f"{statistics.median(ts) / probe:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+    emit("\n".join(lines), args.out)
     return 0
 
 

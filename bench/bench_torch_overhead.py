@@ -9,11 +9,11 @@ PyTorch's own fused multi-tensor route). Rounds are interleaved, so drift hits e
 import argparse
 import statistics
 import sys
-import time
 
 import torch
 
 import fastpenalty
+from fastpenalty.benchmarks.host_overhead import emit, interleaved_times, per_tensor_us
 from fastpenalty.benchmarks.machine import cpu_device
 from fastpenalty.torch import Penalty
 
@@ -42,19 +42,6 @@ def cases(n: int, size: int) -> dict:
     }
 
 
-def measure(calls: dict, rounds: int, inner: int) -> dict:
-    times = {name: [] for name in calls}
-    for fn in calls.values():  # warm-up: caches, first-call work
-        fn()
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append((time.perf_counter() - start) / inner)
-    return times
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tensors", type=int, default=2000)
@@ -64,7 +51,7 @@ def main() -> int:
     parser.add_argument("--out", help="write the table (markdown) here too")
     args = parser.parse_args()
     calls = cases(args.tensors, args.size)
-    times = measure(calls, args.rounds, args.inner)
+    times = interleaved_times(calls, args.rounds, args.inner)
     probe = statistics.median(times["torch._foreach_add_(gs, ws) [probe]"])
     machine = cpu_device(fastpenalty.get_num_threads(), fastpenalty.get_isa())
     command = " ".join(["python bench/bench_torch_overhead.py", *sys.argv[1:]])
@@ -73,15 +60,10 @@ def main() -> int:
              f"torch {torch.__version__}; fastpenalty {fastpenalty.__version__}. `{command}`", "",
              "| call | us per tensor (p20 / p50 / p80) | time / probe (p50) |", "|---|---|---|"]
     for name, ts in times.items():
-        q = statistics.quantiles(ts, n=5)
-        per = [1e6 * x / args.tensors for x in (q[0], statistics.median(ts), q[3])]
+        per = per_tensor_us(ts, args.tensors)
         lines.append(f"| {name} | {per[0]:.2f} / {per[1]:.2f} / {per[2]:.2f} | "
                      f"{statistics.median(ts) / probe:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+    emit("\n".join(lines), args.out)
     return 0
 
 

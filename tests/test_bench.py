@@ -181,3 +181,24 @@ def test_value_has_a_target_against_torch_compile():
     assert verdicts[("value", "torch_compile")] == (0.98, False)
     rows[0]["p50"] = 1.3
     assert any(v.passed for v in targets.check(rows) if v.target.provider == "torch_compile")
+
+
+@pytest.mark.parametrize("script, rows", [("bench_torch_overhead.py", 6), ("bench_numpy_overhead.py", 3)])
+def test_host_overhead_scripts_write_a_row_per_call(tmp_path, script, rows):
+    """The host-overhead scripts (shared harness: fastpenalty.benchmarks.host_overhead) run at a
+    tiny size and write their table: one row per call, every figure finite, the times positive
+    (the NumPy table's marginal cost, a difference of two timings, may be of either sign here)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "table.md"
+    subprocess.run([sys.executable, os.path.join(root, "bench", script), "--tensors", "20",
+                    "--rounds", "3", "--inner", "2", "--out", str(out)], check=True,
+                   capture_output=True, timeout=300)
+    body = [line for line in out.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(body) == rows + 1  # the header
+    for line in body[1:]:
+        cells = [[float(x) for x in cell.replace("/", " ").split()] for cell in line.split("|")[2:-1]]
+        assert all(math.isfinite(x) for cell in cells for x in cell), line
+        assert len(cells[0]) == 3 and all(x > 0 for x in cells[0] + cells[-1]), line
