@@ -11,6 +11,7 @@ namespace {
 
 static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
 static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
+static inline __mmask32 mask32(int n) { return n >= 32 ? ~__mmask32(0) : __mmask32((1u << n) - 1u); }
 
 // No software prefetch for 32- and 64-bit storage (kernel_loops.h): on the AMD EPYC with AVX-512
 // (2 cores, KVM) it cut accumulate and value from about 0.98 of the probes to 0.83-0.89, while the
@@ -140,5 +141,72 @@ struct Avx512BF16 : Avx512Half<Avx512BF16> {
   }
 };
 
+
+// bf16 storage, 32 elements per 512-bit load, held as two halves of 16 fp32 lanes: the even
+// elements (the low half of each 32-bit lane, shifted up) and the odd ones (the high half, masked).
+// Two operations widen 32 elements, with no cross-lane shuffle (as the AVX2 kernel does); every
+// operation is per lane, so the results are those of Avx512BF16. Narrow is the rounding: in
+// software here (SoftwareBF16Narrowing), with vcvtne2ps2bf16 in kernels_avx512_bf16.cpp.
+struct SoftwareBF16Narrowing {
+  static __m512i upper_halves() { return _mm512_set1_epi32(int(0xffff0000u)); }
+  // r rounded to bf16 (to nearest even; a NaN stays a NaN, quieted) in the upper 16 bits of each lane.
+  static __m512i rounded_upper(__m512 r) {
+    const __m512i x = _mm512_castps_si512(r);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+    const __mmask16 nan = _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
+    return _mm512_mask_or_epi32(rounded, nan, x, _mm512_set1_epi32(0x00400000));
+  }
+  // (odd's bf16 << 16) | even's bf16 in each lane: (rounded odd & upper halves) | (rounded even >> 16)
+  static __m512i narrow(__m512 even, __m512 odd) {
+    return _mm512_ternarylogic_epi32(rounded_upper(odd), upper_halves(), _mm512_srli_epi32(rounded_upper(even), 16),
+                                     0xEA);
+  }
+};
+
+template <class Narrow>
+struct Avx512BF16Pairs {
+  static constexpr int32_t kDtype = FP_BFLOAT16;
+  using S = uint16_t;
+  using F = Avx512F32Ops;
+  using C = float;
+  static constexpr int W = 32;
+  static constexpr int kRegisters = 2;
+  struct R {
+    __m512 even, odd;
+  };
+
+  static R widen(__m512i v) {
+    loops::in_register(v);  // one load feeding both halves
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)),
+            _mm512_castsi512_ps(_mm512_and_si512(v, SoftwareBF16Narrowing::upper_halves()))};
+  }
+  static R load(const S* p) { return widen(_mm512_loadu_si512(p)); }
+  static R load_part(const S* p, int n) { return widen(_mm512_maskz_loadu_epi16(mask32(n), p)); }
+  static void store(S* p, R r) { _mm512_storeu_si512(p, Narrow::narrow(r.even, r.odd)); }
+  static void store_part(S* p, R r, int n) { _mm512_mask_storeu_epi16(p, mask32(n), Narrow::narrow(r.even, r.odd)); }
+
+  static R zero() { return {F::zero(), F::zero()}; }
+  static R set1(C c) { return {F::set1(c), F::set1(c)}; }
+  static R add(R a, R b) { return {F::add(a.even, b.even), F::add(a.odd, b.odd)}; }
+  static R mul(R a, R b) { return {F::mul(a.even, b.even), F::mul(a.odd, b.odd)}; }
+  static R fma(R a, R b, R c) { return {F::fma(a.even, b.even, c.even), F::fma(a.odd, b.odd, c.odd)}; }
+  static R abs(R a) { return {F::abs(a.even), F::abs(a.odd)}; }
+  static R scaled_sign(R x, R s) { return {F::scaled_sign(x.even, s.even), F::scaled_sign(x.odd, s.odd)}; }
+  static R signed_factor(R x, R s) { return {F::signed_factor(x.even, s.even), F::signed_factor(x.odd, s.odd)}; }
+  static double hsum(R a) { return F::hsum(F::add(a.even, a.odd)); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    return {F::template grad_term<L1, L2>(x.even, l1.even, two_l2.even),
+            F::template grad_term<L1, L2>(x.odd, l1.odd, two_l2.odd)};
+  }
+
+  using D = Avx512F64;
+  static constexpr int DW = 4;  // parts 0, 1: the even half; 2, 3: the odd half
+  static __m512d to_d(R x, int k) { return F::to_d(k < 2 ? x.even : x.odd, k & 1); }
+  static R from_d(const __m512d* d) { return {F::from_d(d), F::from_d(d + 2)}; }
+};
+
+using Avx512BF16Software = Avx512BF16Pairs<SoftwareBF16Narrowing>;
 }  // namespace
 }  // namespace fp::cpu

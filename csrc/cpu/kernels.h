@@ -67,7 +67,7 @@ const KernelTable& kernel_table_scalar();
 const KernelTable& kernel_table_avx2();
 const KernelTable& kernel_table_avx512();
 
-// AVX512_BF16 (vcvtneps2bf16), within the AVX-512 tier: the avx512 table then narrows bf16
+// AVX512_BF16 (vcvtne2ps2bf16), within the AVX-512 tier: the avx512 table then narrows bf16
 // gradients with it (same rounding as the other paths), through use_native_bf16_narrowing.
 bool cpu_has_avx512_bf16();
 void use_native_bf16_narrowing(KernelTable& table);

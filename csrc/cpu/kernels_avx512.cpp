@@ -1,6 +1,6 @@
 // AVX-512 (F, BW, VL, DQ) kernels. Compiled with those flags; only reached after CPUID/XCR0 say
 // the CPU and OS support them. Every dtype's tail is a masked load/store. Where the CPU has
-// AVX512_BF16, bf16 gradients are narrowed with vcvtneps2bf16 (kernels_avx512_bf16.cpp).
+// AVX512_BF16, bf16 gradients are narrowed with vcvtne2ps2bf16 (kernels_avx512_bf16.cpp).
 #include "cpu/avx512_traits.h"
 #include "cpu/prox_lanes_avx512.h"
 
@@ -9,6 +9,10 @@ namespace fp::cpu {
 const KernelTable& kernel_table_avx512() {
   static const KernelTable table = [] {
     KernelTable t = loops::make_table<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>("avx512");
+    // bf16 writes through the even/odd halves (no cross-lane widening or narrowing); the value
+    // loop, which only widens, measured no faster that way and keeps 16-lane registers
+    t.accumulate[FP_BFLOAT16] = loops::accumulate_chunk<Avx512BF16Software>;
+    t.grad[FP_BFLOAT16] = loops::grad_chunk<Avx512BF16Software>;
     t = loops::with_prox<Avx512F32, Avx512F64, Avx512F16, Avx512BF16>(t);
     if (cpu_has_avx512_bf16()) use_native_bf16_narrowing(t);
     return t;
