@@ -164,17 +164,15 @@ struct SoftwareBF16Narrowing {
   }
 };
 
+struct Avx512BF16Register {
+  __m512 even, odd;
+};
+
 template <class Narrow>
-struct Avx512BF16Pairs {
+struct Avx512BF16Pairs : loops::Halves<Avx512F32Ops, Avx512BF16Register> {
   static constexpr int32_t kDtype = FP_BFLOAT16;
   using S = uint16_t;
-  using F = Avx512F32Ops;
-  using C = float;
   static constexpr int W = 32;
-  static constexpr int kRegisters = 2;
-  struct R {
-    __m512 even, odd;
-  };
 
   static R widen(__m512i v) {
     loops::in_register(v);  // one load feeding both halves
@@ -185,26 +183,6 @@ struct Avx512BF16Pairs {
   static R load_part(const S* p, int n) { return widen(_mm512_maskz_loadu_epi16(mask32(n), p)); }
   static void store(S* p, R r) { _mm512_storeu_si512(p, Narrow::narrow(r.even, r.odd)); }
   static void store_part(S* p, R r, int n) { _mm512_mask_storeu_epi16(p, mask32(n), Narrow::narrow(r.even, r.odd)); }
-
-  static R zero() { return {F::zero(), F::zero()}; }
-  static R set1(C c) { return {F::set1(c), F::set1(c)}; }
-  static R add(R a, R b) { return {F::add(a.even, b.even), F::add(a.odd, b.odd)}; }
-  static R mul(R a, R b) { return {F::mul(a.even, b.even), F::mul(a.odd, b.odd)}; }
-  static R fma(R a, R b, R c) { return {F::fma(a.even, b.even, c.even), F::fma(a.odd, b.odd, c.odd)}; }
-  static R abs(R a) { return {F::abs(a.even), F::abs(a.odd)}; }
-  static R scaled_sign(R x, R s) { return {F::scaled_sign(x.even, s.even), F::scaled_sign(x.odd, s.odd)}; }
-  static R signed_factor(R x, R s) { return {F::signed_factor(x.even, s.even), F::signed_factor(x.odd, s.odd)}; }
-  static double hsum(R a) { return F::hsum(F::add(a.even, a.odd)); }
-  template <bool L1, bool L2>
-  static R grad_term(R x, R l1, R two_l2) {
-    return {F::template grad_term<L1, L2>(x.even, l1.even, two_l2.even),
-            F::template grad_term<L1, L2>(x.odd, l1.odd, two_l2.odd)};
-  }
-
-  using D = Avx512F64;
-  static constexpr int DW = 4;  // parts 0, 1: the even half; 2, 3: the odd half
-  static __m512d to_d(R x, int k) { return F::to_d(k < 2 ? x.even : x.odd, k & 1); }
-  static R from_d(const __m512d* d) { return {F::from_d(d), F::from_d(d + 2)}; }
 };
 
 using Avx512BF16Software = Avx512BF16Pairs<SoftwareBF16Narrowing>;

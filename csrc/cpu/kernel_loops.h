@@ -94,6 +94,38 @@ static inline void in_register(R& x) {
   if constexpr (!std::is_class_v<R>) asm("" : "+v"(x));
 }
 
+// The register operations of a storage type held as two halves of Ops registers (bf16 split by
+// parity into its even and odd elements, on AVX2 and AVX-512): every operation applies to both
+// halves alike, so each element's bits are those of one Ops lane; only the lane sums see the split.
+// The storage type adds kDtype, S, W and its loads and stores. Reg is its register, a struct of
+// two Ops registers `even` and `odd` declared in the ISA file, so that the overloads that file
+// declares for it (the proximal step's, cpu/prox_loops.h) are found by argument-dependent lookup.
+template <class Ops, class Reg>
+struct Halves {
+  using F = Ops;
+  using C = typename Ops::C;
+  static constexpr int kRegisters = 2;
+  using R = Reg;
+  static R zero() { return {F::zero(), F::zero()}; }
+  static R set1(C c) { return {F::set1(c), F::set1(c)}; }
+  static R add(R a, R b) { return {F::add(a.even, b.even), F::add(a.odd, b.odd)}; }
+  static R mul(R a, R b) { return {F::mul(a.even, b.even), F::mul(a.odd, b.odd)}; }
+  static R fma(R a, R b, R c) { return {F::fma(a.even, b.even, c.even), F::fma(a.odd, b.odd, c.odd)}; }
+  static R abs(R a) { return {F::abs(a.even), F::abs(a.odd)}; }
+  static R scaled_sign(R x, R s) { return {F::scaled_sign(x.even, s.even), F::scaled_sign(x.odd, s.odd)}; }
+  static R signed_factor(R x, R s) { return {F::signed_factor(x.even, s.even), F::signed_factor(x.odd, s.odd)}; }
+  static double hsum(R a) { return F::hsum(F::add(a.even, a.odd)); }
+  template <bool L1, bool L2>
+  static R grad_term(R x, R l1, R two_l2) {
+    return {F::template grad_term<L1, L2>(x.even, l1.even, two_l2.even),
+            F::template grad_term<L1, L2>(x.odd, l1.odd, two_l2.odd)};
+  }
+  using D = typename Ops::D;
+  static constexpr int DW = 2 * Ops::DW;  // parts [0, Ops::DW): the even half; the others: the odd half
+  static typename D::R to_d(R x, int k) { return F::to_d(k < Ops::DW ? x.even : x.odd, k % Ops::DW); }
+  static R from_d(const typename D::R* d) { return {F::from_d(d), F::from_d(d + Ops::DW)}; }
+};
+
 template <class V>
 static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;

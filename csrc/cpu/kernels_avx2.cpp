@@ -130,16 +130,14 @@ struct Avx2F16 : Avx2Half<Avx2F16> {
 // the even elements shifted into the upper halves of the 32-bit lanes, the odd ones masked there.
 // Narrowing interleaves them back the same way. Each element is computed alone, so the bits are
 // those of any other lane order; only the lane sums see the split.
-struct Avx2BF16 {
+struct Avx2BF16Register {
+  __m256 even, odd;
+};
+
+struct Avx2BF16 : loops::Halves<Avx2F32Ops, Avx2BF16Register> {
   static constexpr int32_t kDtype = FP_BFLOAT16;
   using S = uint16_t;
-  using F = Avx2F32Ops;
-  using C = float;
   static constexpr int W = 16;
-  static constexpr int kRegisters = 2;
-  struct R {
-    __m256 even, odd;
-  };
 
   static __m256i upper_halves() { return _mm256_set1_epi32(int(0xffff0000u)); }
   static R widen(__m256i v) {
@@ -171,23 +169,6 @@ struct Avx2BF16 {
     store(buf, r);
     memcpy(p, buf, size_t(n) * sizeof(S));
   }
-
-  static R zero() { return {F::zero(), F::zero()}; }
-  static R set1(C c) { return {F::set1(c), F::set1(c)}; }
-  static R add(R a, R b) { return {F::add(a.even, b.even), F::add(a.odd, b.odd)}; }
-  static R mul(R a, R b) { return {F::mul(a.even, b.even), F::mul(a.odd, b.odd)}; }
-  static R fma(R a, R b, R c) { return {F::fma(a.even, b.even, c.even), F::fma(a.odd, b.odd, c.odd)}; }
-  static R abs(R a) { return {F::abs(a.even), F::abs(a.odd)}; }
-  static R scaled_sign(R x, R s) { return {F::scaled_sign(x.even, s.even), F::scaled_sign(x.odd, s.odd)}; }
-  static R signed_factor(R x, R s) { return {F::signed_factor(x.even, s.even), F::signed_factor(x.odd, s.odd)}; }
-  static double hsum(R a) { return F::hsum(F::add(a.even, a.odd)); }
-  template <bool L1, bool L2>
-  static R grad_term(R x, R l1, R two_l2) { return loops::simd_grad_term<Avx2BF16, L1, L2>(x, l1, two_l2); }
-
-  using D = Avx2F64;
-  static constexpr int DW = 4;  // parts 0, 1: the even half; 2, 3: the odd half
-  static __m256d to_d(R x, int k) { return F::to_d(k < 2 ? x.even : x.odd, k & 1); }
-  static R from_d(const __m256d* d) { return {F::from_d(d), F::from_d(d + 2)}; }
 };
 
 // The proximal step's register operations (cpu/prox_loops.h) for the even/odd halves of a bf16
