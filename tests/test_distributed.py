@@ -244,11 +244,94 @@ def _run_penalty(world):
             "accumulate_collectives": (acc.all_reduce_calls, acc.total)}
 
 
+PROX_LR = 0.5  # with L1S up to 0.05 and randn weights: a few exact zeros, most elements shrunk
+
+
+def _run_prox_dtensor(world):
+    """The proximal step on the DTensor model (uneven, empty and Replicate shards; one tensor
+    frozen): every rank's shards must be the shards of the single-process step, and value and
+    zeros the global ones, from one collective."""
+    from torch import nn
+    from torch.distributed.tensor import distribute_tensor
+
+    import fastpenalty.torch.functional as F
+    from fastpenalty.torch import distributed as D
+
+    model = _dtensor_model(world, seed=5)
+    params = [nn.Parameter(distribute_tensor(f, m, pl)) for f, m, pl in model]
+    frozen = 2
+    params[frozen].requires_grad_(False)
+    layout = D.Layout(params)
+    l1s = [10 * a for a in L1S]  # larger, so the step makes zeros in every dtype
+    fulls = [f.clone() for f, _, _ in model]
+    stepped = [i for i in range(len(fulls)) if i != frozen]
+    expected = F.prox_many_([fulls[i] for i in stepped], PROX_LR, [l1s[i] for i in stepped],
+                            [L2S[i] for i in stepped])
+
+    def local_prox(ws, lr, l1, l2):
+        return F.prox_many_(ws, lr, l1, l2)
+
+    with _Collectives() as step:
+        value, zeros = D.prox(layout, PROX_LR, l1s, L2S, local_prox)
+    return {"value": value, "zeros": zeros, "expected": expected.value,
+            "expected_zeros": expected.zeros, "collectives": (step.all_reduce_calls, step.total),
+            "frozen_untouched": torch.equal(params[frozen].to_local(),
+                                            distribute_tensor(model[frozen][0], model[frozen][1],
+                                                              model[frozen][2]).to_local()),
+            "shards": [(p.to_local().detach().clone(),
+                        distribute_tensor(f, m, pl).to_local())
+                       for p, f, (_, m, pl) in zip(params, fulls, model)]}
+
+
+def _run_prox_penalty(world):
+    """Penalty.prox_ and Penalty.attach_prox on an FSDP2 model against the same calls on its
+    unsharded copy: parameters after the step, value and zeros."""
+    from torch.distributed.tensor import distribute_tensor
+
+    from fastpenalty.torch import Penalty
+
+    model, reference = _fsdp_models(world)
+    l1, l2 = 0.3, L2
+    sharded = Penalty(model, l1=l1, l2=l2, exclude=())
+    single = Penalty(reference, l1=l1, l2=l2, exclude=())
+    with _Collectives() as step:
+        got = sharded.prox_(PROX_LR)
+    want = single.prox_(PROX_LR)
+    out = {"value": got.value, "zeros": got.zeros, "expected": want.value,
+           "expected_zeros": want.zeros, "collectives": (step.all_reduce_calls, step.total)}
+
+    # a training step: SGD on both with one lr per layer, the proximal step after it through the
+    # optimizer's hook (each parameter with its group's lr)
+    def sgd(m):
+        return torch.optim.SGD([{"params": m[0].parameters(), "lr": 0.1},
+                                {"params": m[2].parameters(), "lr": 0.4}])
+
+    opt, ref_opt = sgd(model), sgd(reference)
+    sharded.attach_prox(opt)
+    single.attach_prox(ref_opt)
+    for i, (p, r) in enumerate(zip(model.parameters(), reference.parameters())):
+        grad = _grad_seed(r, 200 + i)
+        r.grad = grad.clone()
+        p.grad = distribute_tensor(grad, p.device_mesh, p.placements)
+    opt.step()
+    ref_opt.step()
+
+    def shard(t, p):
+        return distribute_tensor(t.detach(), p.device_mesh, p.placements).to_local()
+
+    out["params"] = [(p.to_local().detach().clone(), shard(r, p))
+                     for p, r in zip(model.parameters(), reference.parameters())]
+    out["zeros_after_step"] = sum(int((p.to_local() == 0).sum()) for p in model.parameters())
+    return out
+
+
 SCENARIOS = {"dtensor": lambda rank, world: _run_dtensor(world),
              "plain_shards": _run_plain_shards,
              "mixed": lambda rank, world: _run_mixed(world),
              "fsdp2": lambda rank, world: _run_fsdp2(world),
-             "penalty": lambda rank, world: _run_penalty(world)}
+             "penalty": lambda rank, world: _run_penalty(world),
+             "prox_dtensor": lambda rank, world: _run_prox_dtensor(world),
+             "prox_penalty": lambda rank, world: _run_prox_penalty(world)}
 
 
 def _worker(rank, world, port, outdir):
@@ -391,6 +474,35 @@ def test_penalty_class_on_fsdp2(ranks):
         assert r["forward_collectives"] == (1, 1)
         assert r["accumulate_collectives"] == (1, 1)
         torch.testing.assert_close(r["accumulated"], r["expected"], rtol=4e-6, atol=0.0)
+
+
+def _assert_global_prox(results):
+    """value and zeros: the single-process ones on every rank, all ranks bit for bit equal."""
+    _assert_global(results)
+    for r in results:
+        assert r["zeros"].dtype == torch.int64 and r["zeros"].dim() == 0
+        assert int(r["zeros"]) == int(r["expected_zeros"]) > 0
+        assert not r["value"].requires_grad
+
+
+def test_dtensor_prox_steps_every_shard_and_returns_global_value_and_zeros(ranks):
+    results = _scenario(ranks, "prox_dtensor")
+    _assert_global_prox(results)
+    for r in results:
+        assert r["collectives"] == (1, 1)
+        assert r["frozen_untouched"]
+        _assert_tensor_pairs(r["shards"], rtol=0, atol=0)
+
+
+def test_penalty_prox_and_attach_prox_on_fsdp2(ranks):
+    results = _scenario(ranks, "prox_penalty")
+    _assert_global_prox(results)
+    for r in results:
+        assert r["collectives"] == (1, 1)
+        # SGD's update of a DTensor shard is the unsharded update's elements: the same bits
+        _assert_tensor_pairs(r["params"], rtol=0, atol=0)
+    total_zeros = sum(r["zeros_after_step"] for r in results)
+    assert total_zeros > 0
 
 
 def test_single_process_layout_needs_nothing():

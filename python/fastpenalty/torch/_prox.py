@@ -266,10 +266,19 @@ def penalty_prox(penalty, lr) -> ProxResult:
     and zeros are those of the stepped parameters."""
     penalty._refresh()
     if penalty._sharded is not None:
-        raise NotImplementedError("Penalty.prox_ over sharded parameters (DTensor / a process "
-                                  "group) is not implemented yet; call fastpenalty.prox_many_ "
-                                  "on the local shards")
+        return _prox_sharded(penalty, lr)
     return _prox_at(penalty, _stepped(penalty), lr)
+
+
+def _prox_sharded(penalty, lr) -> ProxResult:
+    """Each rank steps its local shards; value and zeros are global (one all_reduce). lr: a
+    scalar or one entry per selected parameter."""
+    from . import distributed
+
+    def local(ws, lr, l1, l2):
+        return prox_many_(ws, lr, l1, l2)
+
+    return ProxResult(*distributed.prox(penalty._sharded, lr, penalty._l1s, penalty._l2s, local))
 
 
 def _prox_at(penalty, at: list, lr) -> ProxResult:
@@ -327,12 +336,30 @@ class _ProxHook:
     def __call__(self, optimizer, args, kwargs) -> None:
         penalty = self.penalty
         penalty._refresh()
-        if penalty._sharded is not None:
-            penalty_prox(penalty, 0.0)  # the same NotImplementedError as Penalty.prox_
         if self._key() != self.key:
             self._map(optimizer)  # a parameter replaced, frozen or unfrozen
-        if self.at:
-            _prox_at(penalty, self.at, self.lrs(optimizer))
+        if not self.at:
+            return
+        lrs = self.lrs(optimizer)
+        if penalty._sharded is not None:
+            if isinstance(lrs, list) or (isinstance(lrs, torch.Tensor) and lrs.dim() == 1):
+                lrs = self._spread(lrs)
+            _prox_sharded(penalty, lrs)
+        else:
+            _prox_at(penalty, self.at, lrs)
+
+    def _spread(self, per_stepped):
+        """Per-stepped-parameter lrs as one entry per selected parameter (0.0 where frozen: the
+        sharded step skips those)."""
+        count = len(self.penalty._params)
+        if isinstance(per_stepped, torch.Tensor):
+            full = torch.zeros(count, dtype=per_stepped.dtype, device=per_stepped.device)
+            full[torch.tensor(self.at, dtype=torch.long, device=per_stepped.device)] = per_stepped
+            return full
+        full = [0.0] * count
+        for i, v in zip(self.at, per_stepped):
+            full[i] = v
+        return full
 
 
 def attach_prox(penalty, optimizer):

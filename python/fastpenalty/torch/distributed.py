@@ -190,3 +190,30 @@ def accumulate(layout: Layout, l1, l2, accumulate_many, value_many, **options) -
             frozen = _partial(value_many, layout, counted_frozen, ws, None, l1, l2, options)
             value = (value.double() + frozen.double()).to(layout.value_dtype)
         return _all_reduce_sum(value, layout.group)
+
+
+def prox(layout: Layout, lr, l1, l2, prox_many, **options) -> tuple:
+    """The proximal step on this rank's part of every parameter that requires grad (replica
+    copies included: they take the same step, so replicas stay identical), and the global
+    (value, zeros) of the stepped parameters after it, from ONE all_reduce of both partials.
+    `prox_many(ws, lr, l1, l2, **options)` is the local fused step (ProxResult); lr, l1 and l2
+    are scalars or one entry per parameter of the layout. Frozen parameters are left alone, as
+    the unsharded Penalty.prox_ leaves them."""
+    with torch.no_grad():
+        stepped = [p.requires_grad for p in layout.params]
+        counted = [i for i in layout.counted if stepped[i]]
+        uncounted = [i for i in layout.uncounted if stepped[i]]
+        ws = layout.local_weights()
+        device = ws[0].device if ws else torch.device("cpu")
+        partial = torch.zeros(2, dtype=torch.float64, device=device)  # (value, zeros)
+        for indices, counts in ((counted, True), (uncounted, False)):
+            if not indices:
+                continue
+            picked = [_pick(layout, f, indices) for f in (lr, l1, l2)]
+            result = prox_many([ws[i] for i in indices], *picked, **options)
+            if counts:
+                partial[0] = result.value.to(torch.float64)
+                partial[1] = result.zeros.to(torch.float64)  # exact: fewer than 2^53 elements
+        dist.all_reduce(partial, op=dist.ReduceOp.SUM, group=layout.group)
+        fp64 = any(stepped) and all(p.dtype == torch.float64 for p, s in zip(layout.params, stepped) if s)
+        return partial[0].to(torch.float64 if fp64 else torch.float32), partial[1].to(torch.int64)
