@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/launch_geometry.h"
+#include "cuda/tensor_table.h"
 
 namespace fp::cuda {
 
@@ -69,6 +70,39 @@ inline int multiprocessor_count(int device) {
   int sms = 0;
   check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
   return sms > 0 ? sms : 1;
+}
+
+// The checks both list launchers make on their arguments; `where` names the launcher in the
+// std::invalid_argument they throw.
+inline void check_lengths(const char* where, size_t w, size_t n, size_t dtype) {
+  if (n != w || dtype != w)
+    throw std::invalid_argument(std::string(where) + ": w, n and dtype have different lengths (" + std::to_string(w) +
+                                ", " + std::to_string(n) + ", " + std::to_string(dtype) + ")");
+}
+inline void check_factors(const char* where, const char* name, uint64_t ptr, int64_t count, int64_t num_tensors) {
+  if (ptr == 0 || ptr % 8 != 0)
+    throw std::invalid_argument(std::string(where) + ": " + name + " is not a valid float64 device pointer");
+  if (count != 1 && count != num_tensors)
+    throw std::invalid_argument(std::string(where) + ": " + name + " has " + std::to_string(count) + " entries for " +
+                                std::to_string(num_tensors) + " tensors (give 1 or one per tensor)");
+}
+
+// A validated list in slices of kSlots tensors, in order: packs each slice's table into `table`
+// and calls launch(first, grid, used) for every slice with work, `first` its first tensor, `grid`
+// its blocks and `used` the blocks launched before it (where its partials start). Returns the
+// blocks launched in all: the partials the final sum adds, in slice order.
+template <class Launch>
+int64_t for_each_slice(const TensorList& list, TensorTable& table, int sms, Launch&& launch) {
+  int64_t used = 0;
+  for (int64_t first = 0; first < list.count; first += kSlots) {
+    const int64_t count = list.count - first < kSlots ? list.count - first : kSlots;
+    const int64_t chunks = pack_table(list, first, count, table);
+    if (chunks == 0) continue;  // only empty tensors in this slice
+    const int64_t grid = pass_grid(chunks, sms);
+    launch(first, grid, used);
+    used += grid;
+  }
+  return used;
 }
 
 // Force-load each file's kernels (cudaFuncGetAttributes), defined next to them; see warm_up.

@@ -24,22 +24,15 @@ using kernels::sum_partials;
 
 static_assert(sizeof(PassArgs) <= 32764, "kernel parameters are limited to 32764 bytes (CUDA 12.1+)");
 
-[[noreturn]] void bad(const std::string& what) {
-  throw std::invalid_argument("fastpenalty._cuda: " + what);
-}
+constexpr const char* kWhere = "fastpenalty._cuda";
 
-void check_factors(const char* name, uint64_t ptr, int64_t count, int64_t num_tensors) {
-  if (ptr == 0 || ptr % 8 != 0) bad(std::string(name) + " is not a valid float64 device pointer");
-  if (count != 1 && count != num_tensors)
-    bad(std::string(name) + " has " + std::to_string(count) + " entries for " + std::to_string(num_tensors) +
-        " tensors (give 1 or one per tensor)");
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument(std::string(kWhere) + ": " + what);
 }
 
 TensorList list_of(const MultiTensorLaunch& p) {
   const size_t count = p.w.size();
-  if (p.n.size() != count || p.dtype.size() != count)
-    bad("w, n and dtype have different lengths (" + std::to_string(count) + ", " + std::to_string(p.n.size()) +
-        ", " + std::to_string(p.dtype.size()) + ")");
+  check_lengths(kWhere, count, p.n.size(), p.dtype.size());
   if (p.mode != 0 && p.g.size() != count)
     bad(std::to_string(count) + " weights but " + std::to_string(p.g.size()) + " gradients");
   if (p.mode == 0 && !p.g.empty()) bad("a value pass takes no gradients");
@@ -54,19 +47,13 @@ void launch_slices(const MultiTensorLaunch& p, const TensorList& list, int sms, 
   const auto* l1s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l1s));
   const auto* l2s = reinterpret_cast<const double*>(static_cast<uintptr_t>(p.l2s));
   auto* partials = reinterpret_cast<double*>(static_cast<uintptr_t>(p.scratch));
-  int64_t used = 0;  // partials written so far, in slice order: the order of the final sum
-  for (int64_t first = 0; first < list.count; first += kSlots) {
-    const int64_t count = list.count - first < kSlots ? list.count - first : kSlots;
-    const int64_t chunks = pack_table(list, first, count, a.table);
-    if (chunks == 0) continue;  // only empty tensors in this slice
-    const int64_t grid = pass_grid(chunks, sms);
+  const int64_t used = for_each_slice(list, a.table, sms, [&](int64_t first, int64_t grid, int64_t before) {
     a.l1s = l1s + first * a.l1_step;
     a.l2s = l2s + first * a.l2_step;
-    a.partials = kSums<M> ? partials + used : nullptr;
+    a.partials = kSums<M> ? partials + before : nullptr;
     launch_kernel(multi_tensor_pass<M>, unsigned(grid), stream, a);
     check_launch("multi_tensor_pass");
-    used += grid;
-  }
+  });
   if constexpr (kSums<M>) {
     launch_kernel(sum_partials, 1u, stream, static_cast<const double*>(partials), used,
                   reinterpret_cast<void*>(static_cast<uintptr_t>(p.out)), p.out_f64);
@@ -88,8 +75,8 @@ void launch_multi_tensor(const MultiTensorLaunch& p) {
   const Mode mode = static_cast<Mode>(p.mode);
   const TensorList list = list_of(p);
   if (list.count < 1) bad("empty tensor list");
-  check_factors("l1s", p.l1s, p.l1_count, list.count);
-  check_factors("l2s", p.l2s, p.l2_count, list.count);
+  check_factors(kWhere, "l1s", p.l1s, p.l1_count, list.count);
+  check_factors(kWhere, "l2s", p.l2s, p.l2_count, list.count);
   validate_list(list);
   if (mode != Mode::overwrite) {
     if (p.out == 0 || p.out % (p.out_f64 ? 8 : 4) != 0) bad("invalid output pointer");

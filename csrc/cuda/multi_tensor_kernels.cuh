@@ -107,30 +107,37 @@ __device__ __forceinline__ void chunk_share(const typename F::Bits* __restrict__
   }
 }
 
-// This thread's share of chunks [c0, c1) of one tensor (its elements [c0 * chunk, c1 * chunk), cut
-// at its end), chunk by chunk; a chunk starts at a multiple of its length, so 16-byte alignment
-// carries over from the tensor's base. Returns its part of l1*sum|w| + l2*sum w^2 in float64
-// (0 when M is overwrite).
+// Calls chunk(start, len) for chunks [c0, c1) of tensor e: its elements [c0 * chunk, c1 * chunk),
+// cut at its end, chunk by chunk. A chunk starts at a multiple of its length, so 16-byte
+// alignment carries over from the tensor's base. (The proximal step walks its chunks here too.)
+template <class F, class Chunk>
+__device__ __forceinline__ void for_each_chunk(const TensorEntry& e, int64_t c0, int64_t c1, Chunk&& chunk) {
+  constexpr int64_t kChunk = kChunkBytes / int64_t(sizeof(typename F::Bits));
+  const int64_t first = c0 * kChunk;
+  const int64_t last = c1 * kChunk < e.n ? c1 * kChunk : e.n;
+  for (int64_t start = first; start < last; start += kChunk) {
+    const int64_t left = last - start;
+    chunk(start, int(left < kChunk ? left : kChunk));
+  }
+}
+
+// This thread's share of chunks [c0, c1) of one tensor. Returns its part of l1*sum|w| + l2*sum w^2
+// in float64, folded chunk by chunk (0 when M is overwrite).
 template <class F, Mode M, bool L1, bool L2>
 __device__ __forceinline__ double segment_share(const TensorEntry& e, int64_t c0, int64_t c1, double l1, double l2) {
   using Bits = typename F::Bits;
   using A = typename F::Acc;
-  constexpr int64_t kChunk = kChunkBytes / int64_t(sizeof(Bits));
   const Bits* w = reinterpret_cast<const Bits*>(static_cast<uintptr_t>(e.w));
   Bits* g = kWrites<M> ? reinterpret_cast<Bits*>(static_cast<uintptr_t>(e.g)) : nullptr;
   const double two_l2 = 2.0 * l2;
   const bool narrow = fp_factors_fit_float(l1, l2);
   const bool vector_ok = e.vector_ok != 0;
-  const int64_t first = c0 * kChunk;
-  const int64_t last = c1 * kChunk < e.n ? c1 * kChunk : e.n;
   double sum = 0.0;
-  for (int64_t start = first; start < last; start += kChunk) {
-    const int64_t left = last - start;
-    const int len = int(left < kChunk ? left : kChunk);
+  for_each_chunk<F>(e, c0, c1, [&](int64_t start, int len) {
     A s1 = A(0), s2 = A(0);
     chunk_share<F, M, L1, L2>(w + start, kWrites<M> ? g + start : nullptr, len, vector_ok, l1, two_l2, narrow, s1, s2);
     if constexpr (kSums<M>) sum += fp_combine<double>(double(s1), double(s2), l1, l2);
-  }
+  });
   return sum;
 }
 
@@ -150,20 +157,26 @@ __device__ __forceinline__ double segment_for_factors(const TensorEntry& e, int6
   }
 }
 
-template <Mode M>
-__device__ double segment_any_dtype(const TensorEntry& e, int64_t c0, int64_t c1, double l1, double l2) {
-  switch (e.dtype) {
+// body(Format<dtype>()): the segment code instantiated for the tensor's element format.
+template <class Body>
+__device__ __forceinline__ double with_format(int32_t dtype, Body&& body) {
+  switch (dtype) {
     case FP_FLOAT32:
-      return segment_for_factors<Format<FP_FLOAT32>, M>(e, c0, c1, l1, l2);
+      return body(Format<FP_FLOAT32>());
     case FP_FLOAT64:
-      return segment_for_factors<Format<FP_FLOAT64>, M>(e, c0, c1, l1, l2);
+      return body(Format<FP_FLOAT64>());
     case FP_FLOAT16:
-      return segment_for_factors<Format<FP_FLOAT16>, M>(e, c0, c1, l1, l2);
+      return body(Format<FP_FLOAT16>());
     case FP_BFLOAT16:
-      return segment_for_factors<Format<FP_BFLOAT16>, M>(e, c0, c1, l1, l2);
+      return body(Format<FP_BFLOAT16>());
     default:  // validate_list rejects other codes; a corrupted table shows up as NaN, not as a write
       return __longlong_as_double(0x7ff8000000000000LL);
   }
+}
+
+template <Mode M>
+__device__ double segment_any_dtype(const TensorEntry& e, int64_t c0, int64_t c1, double l1, double l2) {
+  return with_format(e.dtype, [&](auto format) { return segment_for_factors<decltype(format), M>(e, c0, c1, l1, l2); });
 }
 
 // The slot holding chunk c (0 <= c < total): the largest t < count with chunk_begin[t] <= c. Such
@@ -178,11 +191,11 @@ __device__ __forceinline__ int64_t slot_of_chunk(const TensorTable& table, int64
   return lo;
 }
 
-// __grid_constant__: the table is read in place in parameter space (never copied per thread).
-template <Mode M>
-__global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(const __grid_constant__ PassArgs a) {
-  const TensorTable& table = a.table;
-  // Block b owns chunks [c, c_end): an even split, the first (total % blocks) blocks one more.
+// This block's run of the slice's chunks, met tensor by tensor: segment(t, c0, c1) for every slot
+// t it touches, with the run's chunks [c0, c1) of that tensor (counted from its start). Block b
+// owns chunks [c, c_end): an even split, the first (total % blocks) blocks one more.
+template <class Segment>
+__device__ __forceinline__ void for_each_segment_of_block(const TensorTable& table, Segment&& segment) {
   const int64_t total = table.chunk_begin[table.count];
   const int64_t blocks = gridDim.x;
   const int64_t b = blockIdx.x;
@@ -190,40 +203,54 @@ __global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(
   const int64_t extra = total % blocks;
   int64_t c = b * per_block + (b < extra ? b : extra);
   const int64_t c_end = c + per_block + (b < extra ? 1 : 0);
-  double sum = 0.0;
-  if (c < c_end) {
-    int64_t t = slot_of_chunk(table, c);
-    while (c < c_end) {
-      int64_t next = table.chunk_begin[t + 1];
-      while (next <= c) {  // steps over empty tensors; chunk_begin[count] = total > c stops it
-        ++t;
-        next = table.chunk_begin[t + 1];
-      }
-      const int64_t stop = next < c_end ? next : c_end;
-      const double l1 = a.l1s[t * a.l1_step];
-      const double l2 = a.l2s[t * a.l2_step];
-      if (M == Mode::overwrite || l1 != 0.0 || l2 != 0.0)
-        sum += segment_any_dtype<M>(table.entries[t], c - table.chunk_begin[t], stop - table.chunk_begin[t], l1, l2);
-      c = stop;
+  if (c >= c_end) return;
+  int64_t t = slot_of_chunk(table, c);
+  while (c < c_end) {
+    int64_t next = table.chunk_begin[t + 1];
+    while (next <= c) {  // steps over empty tensors; chunk_begin[count] = total > c stops it
+      ++t;
+      next = table.chunk_begin[t + 1];
     }
+    const int64_t stop = next < c_end ? next : c_end;
+    segment(t, c - table.chunk_begin[t], stop - table.chunk_begin[t]);
+    c = stop;
   }
+}
+
+// __grid_constant__: the table is read in place in parameter space (never copied per thread).
+template <Mode M>
+__global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) multi_tensor_pass(const __grid_constant__ PassArgs a) {
+  double sum = 0.0;
+  for_each_segment_of_block(a.table, [&](int64_t t, int64_t c0, int64_t c1) {
+    const double l1 = a.l1s[t * a.l1_step];
+    const double l2 = a.l2s[t * a.l2_step];
+    if (M == Mode::overwrite || l1 != 0.0 || l2 != 0.0) sum += segment_any_dtype<M>(a.table.entries[t], c0, c1, l1, l2);
+  });
   if constexpr (kSums<M>) {
     sum = block_sum<kThreads>(sum);
     if (threadIdx.x == 0) a.partials[blockIdx.x] = sum;
   }
 }
 
+// The sum of partials[0, count) in a fixed order (thread i adds i, i + kThreads, ... then the
+// block sum); every thread of the block calls it, the sum is valid in thread 0.
+__device__ __forceinline__ double sum_in_order(const double* __restrict__ partials, int64_t count) {
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += kThreads) sum += partials[i];
+  return block_sum<kThreads>(sum);
+}
+
+__device__ __forceinline__ void store_value(void* out, bool out_f64, double sum) {
+  if (out_f64) *static_cast<double*>(out) = sum;
+  else *static_cast<float*>(out) = __double2float_rn(sum);
+}
+
 // One block adds the partials in a fixed order and writes the value in the output's precision.
 // static: prox.cu includes this header too (for the work split), and each unit keeps its own copy.
 static __global__ void __launch_bounds__(kThreads) sum_partials(const double* __restrict__ partials, int64_t count,
                                                          void* out, bool out_f64) {
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < count; i += kThreads) sum += partials[i];
-  sum = block_sum<kThreads>(sum);
-  if (threadIdx.x == 0) {
-    if (out_f64) *static_cast<double*>(out) = sum;
-    else *static_cast<float*>(out) = __double2float_rn(sum);
-  }
+  const double sum = sum_in_order(partials, count);
+  if (threadIdx.x == 0) store_value(out, out_f64, sum);
 }
 
 }  // namespace fp::cuda::kernels

@@ -24,15 +24,10 @@ using kernels::sum_prox_partials;
 
 static_assert(sizeof(ProxArgs) <= 32764, "kernel parameters are limited to 32764 bytes (CUDA 12.1+)");
 
-[[noreturn]] void bad(const std::string& what) {
-  throw std::invalid_argument("fastpenalty._cuda.prox: " + what);
-}
+constexpr const char* kWhere = "fastpenalty._cuda.prox";
 
-void check_factors(const char* name, uint64_t ptr, int64_t count, int64_t num_tensors) {
-  if (ptr == 0 || ptr % 8 != 0) bad(std::string(name) + " is not a valid float64 device pointer");
-  if (count != 1 && count != num_tensors)
-    bad(std::string(name) + " has " + std::to_string(count) + " entries for " + std::to_string(num_tensors) +
-        " tensors (give 1 or one per tensor)");
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument(std::string(kWhere) + ": " + what);
 }
 
 // Every tensor is written: no two may share a byte (one sweep over the ranges sorted by start).
@@ -69,13 +64,11 @@ int64_t prox_scratch_bytes(int64_t num_tensors, int device) {
 
 void launch_prox(const ProxLaunch& p) {
   const int64_t count = int64_t(p.w.size());
-  if (int64_t(p.n.size()) != count || int64_t(p.dtype.size()) != count)
-    bad("w, n and dtype have different lengths (" + std::to_string(count) + ", " + std::to_string(p.n.size()) +
-        ", " + std::to_string(p.dtype.size()) + ")");
+  check_lengths(kWhere, p.w.size(), p.n.size(), p.dtype.size());
   if (count < 1) bad("empty tensor list");
-  check_factors("lrs", p.lrs, p.lr_count, count);
-  check_factors("l1s", p.l1s, p.l1_count, count);
-  check_factors("l2s", p.l2s, p.l2_count, count);
+  check_factors(kWhere, "lrs", p.lrs, p.lr_count, count);
+  check_factors(kWhere, "l1s", p.l1s, p.l1_count, count);
+  check_factors(kWhere, "l2s", p.l2s, p.l2_count, count);
   const TensorList list{p.w.data(), nullptr, p.n.data(), p.dtype.data(), count};
   validate_list(list);
   check_disjoint(list);
@@ -99,19 +92,13 @@ void launch_prox(const ProxLaunch& p) {
   a.l2_step = p.l2_count == 1 ? 0 : 1;
   a.list_count = count;
   auto* partials = reinterpret_cast<double*>(static_cast<uintptr_t>(p.scratch));
-  int64_t used = 0;  // partials written so far, in slice order: the order of the final sums
-  for (int64_t first = 0; first < count; first += kSlots) {
-    const int64_t slots = count - first < kSlots ? count - first : kSlots;
-    const int64_t chunks = pack_table(list, first, slots, a.table);
-    if (chunks == 0) continue;  // only empty tensors in this slice
-    const int64_t grid = pass_grid(chunks, sms);
+  const int64_t used = for_each_slice(list, a.table, sms, [&](int64_t first, int64_t grid, int64_t before) {
     a.first = first;
-    a.partials = partials + used;
-    a.zero_partials = partials + half + used;
+    a.partials = partials + before;
+    a.zero_partials = partials + half + before;
     launch_kernel(prox_pass, unsigned(grid), stream, a);
     check_launch("prox_pass");
-    used += grid;
-  }
+  });
   launch_kernel(sum_prox_partials, 1u, stream, static_cast<const double*>(partials),
                 static_cast<const double*>(partials + half), used, reinterpret_cast<void*>(static_cast<uintptr_t>(p.out)),
                 p.out_f64, reinterpret_cast<long long*>(static_cast<uintptr_t>(p.zeros_out)));

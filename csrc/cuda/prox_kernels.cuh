@@ -103,41 +103,20 @@ __device__ __forceinline__ double prox_segment(const TensorEntry& e, int64_t c0,
                                                double l2, double& zeros) {
   using Bits = typename F::Bits;
   using A = typename F::Acc;
-  constexpr int64_t kChunk = kChunkBytes / int64_t(sizeof(Bits));
   Bits* w = reinterpret_cast<Bits*>(static_cast<uintptr_t>(e.w));
   const bool writes = fp_prox_writes(lr, l1, l2);
   const double t = fp_prox_shrink(lr, l1), s = fp_prox_decay(lr, l2), d = 1.0 + s;
   const bool narrow = fp_prox_fits_float(t, s);
   const float tf = __double2float_rn(t), df = __double2float_rn(d);
   const bool vector_ok = e.vector_ok != 0;
-  const int64_t first = c0 * kChunk;
-  const int64_t last = c1 * kChunk < e.n ? c1 * kChunk : e.n;
   double sum = 0.0;
-  for (int64_t start = first; start < last; start += kChunk) {
-    const int64_t left = last - start;
-    const int len = int(left < kChunk ? left : kChunk);
+  for_each_chunk<F>(e, c0, c1, [&](int64_t start, int len) {
     A s1 = A(0), s2 = A(0);
     if (writes) prox_chunk_share<F, true>(w + start, len, vector_ok, tf, df, t, d, narrow, s1, s2, zeros);
     else prox_chunk_share<F, false>(w + start, len, vector_ok, tf, df, t, d, narrow, s1, s2, zeros);
     sum += fp_combine<double>(double(s1), double(s2), l1, l2);
-  }
+  });
   return sum;
-}
-
-__device__ __forceinline__ double prox_segment_any_dtype(const TensorEntry& e, int64_t c0, int64_t c1, double lr,
-                                                         double l1, double l2, double& zeros) {
-  switch (e.dtype) {
-    case FP_FLOAT32:
-      return prox_segment<Format<FP_FLOAT32>>(e, c0, c1, lr, l1, l2, zeros);
-    case FP_FLOAT64:
-      return prox_segment<Format<FP_FLOAT64>>(e, c0, c1, lr, l1, l2, zeros);
-    case FP_FLOAT16:
-      return prox_segment<Format<FP_FLOAT16>>(e, c0, c1, lr, l1, l2, zeros);
-    case FP_BFLOAT16:
-      return prox_segment<Format<FP_BFLOAT16>>(e, c0, c1, lr, l1, l2, zeros);
-    default:  // validate_list rejects other codes
-      return __longlong_as_double(0x7ff8000000000000LL);
-  }
 }
 
 // Whether every factor of the whole list is valid, agreed by the whole block.
@@ -153,34 +132,18 @@ __device__ __forceinline__ bool list_factors_ok(const ProxArgs& a) {
 }
 
 __global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) prox_pass(const __grid_constant__ ProxArgs a) {
-  const TensorTable& table = a.table;
   if (!list_factors_ok(a)) {
     if (threadIdx.x == 0) a.partials[blockIdx.x] = a.zero_partials[blockIdx.x] = __longlong_as_double(0x7ff8000000000000LL);
     return;
   }
-  const int64_t total = table.chunk_begin[table.count];
-  const int64_t blocks = gridDim.x;
-  const int64_t b = blockIdx.x;
-  const int64_t per_block = total / blocks;
-  const int64_t extra = total % blocks;
-  int64_t c = b * per_block + (b < extra ? b : extra);
-  const int64_t c_end = c + per_block + (b < extra ? 1 : 0);
   double sum = 0.0, zeros = 0.0;
-  if (c < c_end) {
-    int64_t t = slot_of_chunk(table, c);
-    while (c < c_end) {
-      int64_t next = table.chunk_begin[t + 1];
-      while (next <= c) {
-        ++t;
-        next = table.chunk_begin[t + 1];
-      }
-      const int64_t stop = next < c_end ? next : c_end;
-      const int64_t k = a.first + t;
-      sum += prox_segment_any_dtype(table.entries[t], c - table.chunk_begin[t], stop - table.chunk_begin[t],
-                                    a.lrs[k * a.lr_step], a.l1s[k * a.l1_step], a.l2s[k * a.l2_step], zeros);
-      c = stop;
-    }
-  }
+  for_each_segment_of_block(a.table, [&](int64_t t, int64_t c0, int64_t c1) {
+    const int64_t k = a.first + t;
+    const double lr = a.lrs[k * a.lr_step], l1 = a.l1s[k * a.l1_step], l2 = a.l2s[k * a.l2_step];
+    sum += with_format(a.table.entries[t].dtype, [&](auto format) {
+      return prox_segment<decltype(format)>(a.table.entries[t], c0, c1, lr, l1, l2, zeros);
+    });
+  });
   sum = block_sum<kThreads>(sum);
   if (threadIdx.x == 0) a.partials[blockIdx.x] = sum;
   __syncthreads();  // block_sum's shared memory is read by warp 0 before its next use
@@ -193,17 +156,10 @@ __global__ void __launch_bounds__(kThreads, kPassBlocksPerSm) prox_pass(const __
 __global__ void __launch_bounds__(kThreads) sum_prox_partials(const double* __restrict__ partials,
                                                               const double* __restrict__ zero_partials, int64_t count,
                                                               void* out, bool out_f64, long long* zeros_out) {
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < count; i += kThreads) sum += partials[i];
-  sum = block_sum<kThreads>(sum);
-  if (threadIdx.x == 0) {
-    if (out_f64) *static_cast<double*>(out) = sum;
-    else *static_cast<float*>(out) = __double2float_rn(sum);
-  }
-  __syncthreads();
-  double zeros = 0.0;
-  for (int64_t i = threadIdx.x; i < count; i += kThreads) zeros += zero_partials[i];
-  zeros = block_sum<kThreads>(zeros);
+  const double sum = sum_in_order(partials, count);
+  if (threadIdx.x == 0) store_value(out, out_f64, sum);
+  __syncthreads();  // block_sum's shared memory is read by warp 0 before its next use
+  const double zeros = sum_in_order(zero_partials, count);
   if (threadIdx.x == 0) *zeros_out = zeros == zeros ? (long long)zeros : -1;
 }
 

@@ -29,6 +29,7 @@ class Mutation(NamedTuple):
 KERNELS, GRAD_K, FORMAT, REDUCE = ("cuda/multi_tensor_kernels.cuh", "cuda/grad_kernels.cuh",
                                    "cuda/element_format.cuh", "cuda/block_reduce.cuh")
 LAUNCH, GRAD_L, TABLE = "cuda/multi_tensor.cu", "cuda/grad.cu", "cuda/tensor_table.cpp"
+SLICES = "cuda/launch_util.cuh"  # the slice loop both list launchers run
 PROX_K, PROX_L = "cuda/prox_kernels.cuh", "cuda/prox.cu"
 
 MUTATIONS = [
@@ -75,12 +76,12 @@ MUTATIONS = [
              "for (int offset = 16; offset > 1; offset >>= 1) v += "),
     Mutation("barrier", "last warp's sum dropped", REDUCE,
              "s = lane < kWarps ? warp_sums[lane] : 0.0;", "s = lane < kWarps - 1 ? warp_sums[lane] : 0.0;"),
-    Mutation("launcher", "every slice writes the same partials", LAUNCH, "    used += grid;\n", "\n"),
+    Mutation("launcher", "every slice writes the same partials", SLICES, "    used += grid;\n", "\n"),
     Mutation("launcher", "per-tensor factors not offset for later slices", LAUNCH,
              "a.l1s = l1s + first * a.l1_step;", "a.l1s = l1s;"),
-    Mutation("launcher", "one block more than the scratch holds", LAUNCH,
+    Mutation("launcher", "one block more than the scratch holds", SLICES,
              "const int64_t grid = pass_grid(chunks, sms);", "const int64_t grid = pass_grid(chunks, sms) + 1;"),
-    Mutation("launcher", "slices one tensor short", LAUNCH,
+    Mutation("launcher", "slices one tensor short", SLICES,
              "list.count - first < kSlots ? list.count - first : kSlots;",
              "list.count - first < kSlots ? list.count - first : kSlots - 1;"),
     Mutation("launcher", "16-byte path ignores g's alignment", TABLE,
