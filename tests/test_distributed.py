@@ -144,6 +144,16 @@ def _run_plain_shards(rank, world):
     with _Collectives() as acc:
         out["accumulated"] = D.accumulate(layout, L1, L2, F.accumulate_many_, F.value_many)
     out["accumulate_collectives"] = (acc.all_reduce_calls, acc.total)
+
+    # the proximal step on the plain shards: each rank steps its own rows
+    stepped_fulls = [f.clone() for f in fulls]
+    want = F.prox_many_(stepped_fulls, PROX_LR, 0.5, L2)
+    with _Collectives() as step:
+        value, zeros = D.prox(layout, PROX_LR, 0.5, L2, lambda ws, lr, l1, l2: F.prox_many_(ws, lr, l1, l2))
+    out["prox"] = {"value": value, "zeros": zeros, "expected": want.value, "expected_zeros": want.zeros,
+                   "collectives": (step.all_reduce_calls, step.total),
+                   "shards": [(s.detach().clone(), f.tensor_split(world)[rank])
+                              for s, f in zip(shards, stepped_fulls)]}
     return out
 
 
@@ -491,6 +501,14 @@ def test_dtensor_prox_steps_every_shard_and_returns_global_value_and_zeros(ranks
     for r in results:
         assert r["collectives"] == (1, 1)
         assert r["frozen_untouched"]
+        _assert_tensor_pairs(r["shards"], rtol=0, atol=0)
+
+
+def test_prox_of_plain_shards_with_a_process_group(ranks):
+    results = [r["prox"] for r in _scenario(ranks, "plain_shards")]
+    _assert_global_prox(results)
+    for r in results:
+        assert r["collectives"] == (1, 1)
         _assert_tensor_pairs(r["shards"], rtol=0, atol=0)
 
 
