@@ -202,3 +202,38 @@ def test_host_overhead_scripts_write_a_row_per_call(tmp_path, script, rows):
         cells = [[float(x) for x in cell.replace("/", " ").split()] for cell in line.split("|")[2:-1]]
         assert all(math.isfinite(x) for cell in cells for x in cell), line
         assert len(cells[0]) == 3 and all(x > 0 for x in cells[0] + cells[-1]), line
+
+
+def test_ab_libraries_times_two_loaded_builds_against_one_probe(tmp_path, capsys):
+    """bench/ab_libraries.py with two copies of this build (loaded by path, side by side): a
+    row set per library, the second with its speed-up against the first, values compared."""
+    import shutil
+
+    from fastpenalty import _cmake
+    from fastpenalty.benchmarks import ab_libraries
+
+    paths = []
+    for name in ("before", "after"):
+        (tmp_path / name).mkdir()
+        paths.append(shutil.copy(_cmake.library_path(), tmp_path / name))
+    out = tmp_path / "ab.csv"
+    code = ab_libraries.main([f"before={paths[0]}", f"after={paths[1]}", "--size", "3e4", "--dtype", "bfloat16",
+                              "--mode", "accumulate", "--isa", "scalar", "--threads", "1", *SMOKE,
+                              "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "mismatch" not in captured.out and "warning" not in captured.err
+    rows = _check_csv(out)
+    got = {(r["provider"], r["variant"], r["metric"]) for r in rows}
+    assert {("fastpenalty", "before", "fraction_of_probe"), ("build", "after", "fraction_of_probe"),
+            ("build", "after", "fastpenalty_speedup"), ("probe", "core g+=w", "time_s")} <= got
+    assert {r["isa"] for r in rows} == {"scalar"} and {r["threads"] for r in rows} == {1}
+    assert ab_libraries.main([paths[0]]) == 2  # one library: nothing to compare
+
+
+def test_ab_libraries_reports_a_library_that_cannot_load(tmp_path, capsys):
+    from fastpenalty.benchmarks import ab_libraries
+
+    missing = tmp_path / "nothing.so"
+    assert ab_libraries.main([str(missing), str(missing), *SMOKE]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -146,9 +146,10 @@ struct Avx2BF16 : loops::Halves<Avx2F32Ops, Avx2BF16Register> {
   }
   // r rounded to bf16 (to nearest even) in the upper 16 bits of each lane. A NaN lane must already
   // be quiet with its low 16 bits zero, and then it keeps its bits: the rounding carries nothing
-  // into them. Every NaN stored here is: x86 arithmetic returns its NaN operand quieted, and every
-  // operand is a widened bf16 (low 16 bits zero) or a finite factor; grad_term quiets the one NaN
-  // that is passed through rather than computed. (Without the NaN blends the bf16 accumulate ran
+  // into them. Every NaN stored here is: x86 arithmetic returns its NaN operand quieted (a new
+  // NaN is 0xffc00000), every operand is a widened bf16 (low 16 bits zero) or a finite factor, and
+  // the double path's narrowing to float keeps a NaN's leading payload bits; grad_term quiets the
+  // one NaN that is passed through rather than computed. (Without the NaN blends the bf16 accumulate ran
   // at 0.79 of the g += w probe on one thread of an AMD EPYC Zen 3, against 0.69 with them.)
   static __m256i rounded_upper(__m256 r) {
     const __m256i x = _mm256_castps_si256(r);

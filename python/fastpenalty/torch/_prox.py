@@ -275,10 +275,7 @@ def _prox_sharded(penalty, lr) -> ProxResult:
     scalar or one entry per selected parameter."""
     from . import distributed
 
-    def local(ws, lr, l1, l2):
-        return prox_many_(ws, lr, l1, l2)
-
-    return ProxResult(*distributed.prox(penalty._sharded, lr, penalty._l1s, penalty._l2s, local))
+    return ProxResult(*distributed.prox(penalty._sharded, lr, penalty._l1s, penalty._l2s, prox_many_))
 
 
 def _prox_at(penalty, at: list, lr) -> ProxResult:

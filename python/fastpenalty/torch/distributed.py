@@ -204,16 +204,18 @@ def prox(layout: Layout, lr, l1, l2, prox_many, **options) -> tuple:
         counted = [i for i in layout.counted if stepped[i]]
         uncounted = [i for i in layout.uncounted if stepped[i]]
         ws = layout.local_weights()
-        device = ws[0].device if ws else torch.device("cpu")
-        partial = torch.zeros(2, dtype=torch.float64, device=device)  # (value, zeros)
-        for indices, counts in ((counted, True), (uncounted, False)):
-            if not indices:
-                continue
+
+        def step(indices):
             picked = [_pick(layout, f, indices) for f in (lr, l1, l2)]
-            result = prox_many([ws[i] for i in indices], *picked, **options)
-            if counts:
-                partial[0] = result.value.to(torch.float64)
-                partial[1] = result.zeros.to(torch.float64)  # exact: fewer than 2^53 elements
+            return prox_many([ws[i] for i in indices], *picked, **options)
+
+        device = ws[0].device if ws else torch.device("cpu")
+        partial = torch.zeros(2, dtype=torch.float64, device=device)  # (value, zeros) of the counted
+        if counted:
+            result = step(counted)
+            partial[0], partial[1] = result.value.double(), result.zeros.double()  # exact below 2^53
+        if uncounted:
+            step(uncounted)
         dist.all_reduce(partial, op=dist.ReduceOp.SUM, group=layout.group)
         fp64 = any(stepped) and all(p.dtype == torch.float64 for p, s in zip(layout.params, stepped) if s)
         return partial[0].to(torch.float64 if fp64 else torch.float32), partial[1].to(torch.int64)
