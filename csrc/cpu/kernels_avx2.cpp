@@ -150,7 +150,8 @@ struct Avx2BF16 : loops::Halves<Avx2F32Ops, Avx2BF16Register> {
   // NaN is 0xffc00000), every operand is a widened bf16 (low 16 bits zero) or a finite factor, and
   // the double path's narrowing to float keeps a NaN's leading payload bits; grad_term quiets the
   // one NaN that is passed through rather than computed. (Without the NaN blends the bf16 accumulate ran
-  // at 0.79 of the g += w probe on one thread of an AMD EPYC Zen 3, against 0.69 with them.)
+  // at 0.88 of the g += w probe on one thread of an AMD EPYC Zen 3, against 0.82 with them, timed
+  // in one process by bench/ab_libraries.py: bench/results/ab_avx2_bf16_store_1thread.csv.)
   static __m256i rounded_upper(__m256 r) {
     const __m256i x = _mm256_castps_si256(r);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
