@@ -73,35 +73,31 @@ def ab_group(libs: list, n: int, dtype: str, mode: str, l1: float, l2: float) ->
     g = filled_like(w)
     pw, pg = flat_probe_arrays(w.nbytes, probe_dtype_for([dtype]))
     code, pcode = _dtypes.CODES[dtype], _dtypes.CODES[str(pw.dtype)]
-    wp, gp, pwp, pgp = (a.ctypes.data for a in (w, g, pw, pg))
     out = _c.c_double()
+    keep = (w, g, pw, pg)  # the raw pointers below are valid while these live
     first = libs[0]
 
-    def call(library):
-        lib = library.lib
-        if mode == "value":
-            def fn(_keep=(w, g)):
-                library.check(lib.fp_value(wp, n, code, l1, l2, _c.byref(out)), "fp_value")
-                return out.value
-        else:
-            def fn(_keep=(w, g)):
-                library.check(lib.fp_accumulate(wp, gp, n, code, l1, l2, _c.byref(out)), "fp_accumulate")
-                return out.value
-        return fn
+    def call(library, name, *args, value=True):
+        fn = getattr(library.lib, name)
+
+        def run(_keep=keep):
+            library.check(fn(*args), name)
+            return out.value if value else None  # a probe computes no penalty
+        return run
 
     if mode == "value":
-        def probe(_keep=pw):
-            first.check(first.lib.fp_probe_sum(pwp, pw.size, pcode, _c.byref(out)), "fp_probe_sum")
+        work = ("fp_value", w.ctypes.data, n, code, l1, l2, _c.byref(out))
+        probe = ("fp_probe_sum", pw.ctypes.data, pw.size, pcode, _c.byref(out))
         variant, traffic = "core sum(w)", ITEMSIZE[dtype] * n
     else:
-        def probe(_keep=(pw, pg)):
-            first.check(first.lib.fp_probe_add(pwp, pgp, pw.size, pcode), "fp_probe_add")
+        work = ("fp_accumulate", w.ctypes.data, g.ctypes.data, n, code, l1, l2, _c.byref(out))
+        probe = ("fp_probe_add", pw.ctypes.data, pg.ctypes.data, pw.size, pcode)
         variant, traffic = "core g+=w", 3 * ITEMSIZE[dtype] * n
-    candidates = [Candidate(SUBJECT if k == 0 else "build", call(lib), variant=lib.label)
+    candidates = [Candidate(SUBJECT if k == 0 else "build", call(lib, *work), variant=lib.label)
                   for k, lib in enumerate(libs)]
     return Group(case=f"tensor-{size_label(n)}", api="c-abi", mode=mode, n_elements=n, n_tensors=1, dtype=dtype,
                  bytes_per_call=traffic, candidates=candidates,
-                 probe=Candidate(PROBE, probe, compare=False, variant=variant),
+                 probe=Candidate(PROBE, call(first, *probe, value=False), compare=False, variant=variant),
                  isa=first.lib.fp_get_isa().decode(), threads=first.lib.fp_get_num_threads(),
                  value_rtol=VALUE_RTOL.get(dtype))
 
