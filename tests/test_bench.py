@@ -204,6 +204,17 @@ def test_host_overhead_scripts_write_a_row_per_call(tmp_path, script, rows):
         assert len(cells[0]) == 3 and all(x > 0 for x in cells[0] + cells[-1]), line
 
 
+@pytest.mark.parametrize("mode,probe", [("accumulate", "torch add_ flat"), ("value", "torch sum flat")])
+def test_cpu_kernel_script_can_probe_with_torch(tmp_path, mode, probe):
+    """--probe torch: each kernel call is timed against torch's op over the same bytes."""
+    out = tmp_path / "kernels.csv"
+    assert cpu_kernels.main(SMOKE + ["--sizes", "2e4", "--dtypes", "float32,bfloat16", "--isas", "scalar",
+                                     "--probe", "torch", "--out", str(out)]) == 0
+    rows = [r for r in _check_csv(out) if r["mode"] == mode]
+    assert {r["variant"] for r in rows if r["provider"] == "probe"} == {probe}
+    assert {r["dtype"] for r in rows if r["metric"] == "fraction_of_probe"} == {"float32", "bfloat16"}
+
+
 def test_ab_libraries_times_two_loaded_builds_against_one_probe(tmp_path, capsys):
     """bench/ab_libraries.py with two copies of this build (loaded by path, side by side): a
     row set per library, the second with its speed-up against the first, values compared."""
@@ -229,6 +240,13 @@ def test_ab_libraries_times_two_loaded_builds_against_one_probe(tmp_path, capsys
             ("build", "after", "fastpenalty_speedup"), ("probe", "core g+=w", "time_s")} <= got
     assert {r["isa"] for r in rows} == {"scalar"} and {r["threads"] for r in rows} == {1}
     assert ab_libraries.main([paths[0]]) == 2  # one library: nothing to compare
+
+    code = ab_libraries.main([f"before={paths[0]}", f"after={paths[1]}", "--size", "3e4", "--mode", "value",
+                              "--probe", "torch", "--threads", "1", *SMOKE, "--out", str(out)])
+    assert code == 0
+    rows = _check_csv(out)
+    assert {r["variant"] for r in rows if r["provider"] == "probe"} == {"torch sum flat"}
+    assert ("build", "after", "fastpenalty_speedup") in {(r["provider"], r["variant"], r["metric"]) for r in rows}
 
 
 def test_ab_libraries_reports_a_library_that_cannot_load(tmp_path, capsys):

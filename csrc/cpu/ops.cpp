@@ -56,6 +56,7 @@ struct Call {
   const KernelTable* kernels;
   std::vector<int64_t> first_chunk;  // count + 1 entries: chunk index where tensor t starts
   ChunkSums* partials;
+  ChunkClaims claims;  // which chunks the pool's parts have taken
 
   double l1(int64_t t) const { return n_factors == 1 ? l1s[0] : l1s[t]; }
   double l2(int64_t t) const { return n_factors == 1 ? l2s[0] : l2s[t]; }
@@ -87,9 +88,9 @@ void run_chunk(const Call& c, int64_t t, int64_t chunk, int64_t offset, int64_t 
   }
 }
 
-void run_part(void* ctx, int part, int parts) {
-  const Call& c = *static_cast<const Call*>(ctx);
-  for_each_chunk_of_part(c.first_chunk, c.ns, part, parts, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
+void run_part(void* ctx, int, int parts) {
+  Call& c = *static_cast<Call*>(ctx);
+  for_each_claimed_chunk(c.first_chunk, c.ns, parts, c.claims, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
     run_chunk(c, t, chunk, offset, len);
   });
 }

@@ -31,6 +31,7 @@ struct ProxCall {
   std::vector<int64_t> first_chunk;  // count + 1 entries: chunk index where tensor t starts
   ChunkSums* sums;
   int64_t* zeros;
+  ChunkClaims claims;  // which chunks the pool's parts have taken
 };
 
 void run_chunk(const ProxCall& c, int64_t t, int64_t chunk, int64_t offset, int64_t len) {
@@ -40,9 +41,9 @@ void run_chunk(const ProxCall& c, int64_t t, int64_t chunk, int64_t offset, int6
   c.sums[chunk] = c.kernels->prox[dt](w, len, c.lrs[t], c.l1s[t], c.l2s[t], &c.zeros[chunk]);
 }
 
-void run_part(void* ctx, int part, int parts) {
-  const ProxCall& c = *static_cast<const ProxCall*>(ctx);
-  for_each_chunk_of_part(c.first_chunk, c.ns, part, parts, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
+void run_part(void* ctx, int, int parts) {
+  ProxCall& c = *static_cast<ProxCall*>(ctx);
+  for_each_claimed_chunk(c.first_chunk, c.ns, parts, c.claims, [&](int64_t t, int64_t chunk, int64_t offset, int64_t len) {
     run_chunk(c, t, chunk, offset, len);
   });
 }

@@ -6,6 +6,8 @@ by side through ctypes) works in turn on the same buffers, each call between two
 first library's bandwidth probe, round after round (the harness of bench/README.md). The first
 library is the subject: each other one gets `fastpenalty_speedup`, its time / the first's in
 the same round (above 1: the first is faster). Their values are compared as any peer's are.
+With --probe torch the probe is torch's add_ / sum of the same bytes, so every call starts right
+after a torch op (whose OpenMP workers are then still spinning), as in a training step.
 
     python bench/ab_libraries.py before=build/a/libfastpenalty.so.1 after=build/b/libfastpenalty.so.1 \\
         --dtype bfloat16 --mode accumulate --threads 1 --repeats 41
@@ -18,6 +20,7 @@ import ctypes
 import sys
 
 from .. import _dtypes
+from . import probes
 from .buffers import DTYPES, ITEMSIZE, VALUE_RTOL, filled_like, flat_probe_arrays, numpy_weights, probe_dtype_for
 from .cli import add_settings_arguments, finish, settings_from
 from .harness import PROBE, SUBJECT, Candidate, Group, cpu_timer
@@ -66,9 +69,9 @@ def _labelled(specs) -> list:
     return out
 
 
-def ab_group(libs: list, n: int, dtype: str, mode: str, l1: float, l2: float) -> Group:
+def ab_group(libs: list, n: int, dtype: str, mode: str, l1: float, l2: float, probe_kind: str = "core") -> Group:
     """The group: each library's value or accumulate over one array of n elements, against the
-    first library's probe of the same traffic."""
+    first library's probe of the same traffic (or torch's: probe_kind 'torch')."""
     w = numpy_weights(n, dtype)
     g = filled_like(w)
     pw, pg = flat_probe_arrays(w.nbytes, probe_dtype_for([dtype]))
@@ -95,9 +98,13 @@ def ab_group(libs: list, n: int, dtype: str, mode: str, l1: float, l2: float) ->
         variant, traffic = "core g+=w", 3 * ITEMSIZE[dtype] * n
     candidates = [Candidate(SUBJECT if k == 0 else "build", call(lib, *work), variant=lib.label)
                   for k, lib in enumerate(libs)]
+    if probe_kind == "torch":
+        probe_candidate = probes.numpy_pair("torch", pw, pg if mode == "accumulate" else None)
+    else:
+        probe_candidate = Candidate(PROBE, call(first, *probe, value=False), compare=False, variant=variant)
     return Group(case=f"tensor-{size_label(n)}", api="c-abi", mode=mode, n_elements=n, n_tensors=1, dtype=dtype,
                  bytes_per_call=traffic, candidates=candidates,
-                 probe=Candidate(PROBE, call(first, *probe, value=False), compare=False, variant=variant),
+                 probe=probe_candidate,
                  isa=first.lib.fp_get_isa().decode(), threads=first.lib.fp_get_num_threads(),
                  value_rtol=VALUE_RTOL.get(dtype))
 
@@ -110,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--mode", default="accumulate", choices=("accumulate", "value"))
     parser.add_argument("--isa", help="force this ISA in every library (default: each one's best)")
+    parser.add_argument("--probe", choices=("core", "torch"), default="core",
+                        help="bandwidth probe: the first library's loops (default) or torch's add_ / sum")
 
 
 def run(args) -> int:
@@ -129,7 +138,11 @@ def run(args) -> int:
     ctx = Context("cpu", settings_from(args), facts, device, cpu_timer)
     print(f"# {device} | " + " | ".join(f"{lib.label}: {lib.path}" for lib in libs) + "\n")
     n = parse_size(args.size)
-    rows = measure_all([ab_group(libs, n, args.dtype, args.mode, args.l1, args.l2)], ctx)
+    if args.probe == "torch" and args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = measure_all([ab_group(libs, n, args.dtype, args.mode, args.l1, args.l2, args.probe)], ctx)
     finish(rows, args.out, "ab_libraries", facts)
     return 0
 

@@ -83,8 +83,9 @@ def _numpy_out(ws, gs, scratch, l1, l2):
 
 
 def numpy_groups(case: str, ws: list, l1: float, l2: float, *, isa: str, threads: int,
-                 peers: bool = True) -> list:
-    """[accumulate group, value group] over the arrays ``ws`` (gradients made here)."""
+                 peers: bool = True, probe: str = "core") -> list:
+    """[accumulate group, value group] over the arrays ``ws`` (gradients made here), against the
+    core's probes or (probe='torch') torch's over the same bytes (probes.numpy_pair)."""
     dtype = _dtype_of(ws)
     gs = [filled_like(w) for w in ws]
     n = sum(w.size for w in ws)
@@ -103,7 +104,7 @@ def numpy_groups(case: str, ws: list, l1: float, l2: float, *, isa: str, threads
                   value_rtol=VALUE_RTOL.get(dtype))
     return [
         Group(mode="accumulate", bytes_per_call=3 * itemsize * n, candidates=acc,
-              probe=probes.core_add(pw, pg), **common),
+              probe=probes.numpy_pair(probe, pw, pg), **common),
         Group(mode="value", bytes_per_call=itemsize * n, candidates=val,
-              probe=probes.core_sum(pw), **common),
+              probe=probes.numpy_pair(probe, pw), **common),
     ]

@@ -4,7 +4,9 @@ For each (size, dtype, ISA): accumulate_ with l1, l2 > 0 against the core's g +=
 (3 x itemsize bytes per element), and the value against the core's read-only sum (itemsize
 bytes per element); at the best ISA also the NumPy code a user would write (--no-peers: not).
 --many N adds the host-overhead case: N float32 arrays of 4 elements in one *_many call (time per
-call / N is the NumPy path's cost per tensor).
+call / N is the NumPy path's cost per tensor). --probe torch times against torch's add_ / sum of
+the same bytes instead: each call then starts right after a torch op, whose OpenMP workers are
+still spinning, as in a training step.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ SIZES = (10**8,)
 QUICK_SIZES = (10**5,)
 
 
-def kernel_groups(sizes, dtypes, isas, l1: float, l2: float, threads: int, peers: bool = True, many: int = 0):
+def kernel_groups(sizes, dtypes, isas, l1: float, l2: float, threads: int, peers: bool = True, many: int = 0,
+                  probe: str = "core"):
     import fastpenalty
     from fastpenalty import _core
 
@@ -32,14 +35,14 @@ def kernel_groups(sizes, dtypes, isas, l1: float, l2: float, threads: int, peers
     try:
         if many:
             ws = [numpy_weights(4, "float32", seed=i) for i in range(many)]
-            yield from numpy_groups(f"many-{many}x4", ws, l1, l2, isa=best, threads=threads, peers=False)
+            yield from numpy_groups(f"many-{many}x4", ws, l1, l2, isa=best, threads=threads, peers=False, probe=probe)
         for n in sizes:
             for dtype in dtypes:
                 ws = [numpy_weights(n, dtype)]
                 for isa in isas:
                     fastpenalty.set_isa(isa)
                     yield from numpy_groups(f"tensor-{size_label(n)}", ws, l1, l2, isa=isa, threads=threads,
-                                            peers=peers and isa == best)
+                                            peers=peers and isa == best, probe=probe)
                 del ws
     finally:
         fastpenalty.set_isa(previous)
@@ -52,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isas", default="all", help="comma-separated ISAs, or 'all' available here (default)")
     parser.add_argument("--no-peers", action="store_true", help="skip the NumPy peers (slow at 1e8 elements)")
     parser.add_argument("--many", type=int, default=0, help="also time N tiny arrays in one call (host overhead)")
+    parser.add_argument("--probe", choices=("core", "torch"), default="core",
+                        help="bandwidth probe: the core's loops (default) or torch's add_ / sum of the same bytes")
 
 
 def run(args) -> int:
@@ -72,7 +77,7 @@ def run(args) -> int:
     ctx = make_context("cpu", args.quick, settings_from(args), facts)
     print(f"# {ctx.device} | fastpenalty {facts['fastpenalty_version']} | numpy {facts['numpy_version']}\n")
     groups = kernel_groups(sizes, dtypes, isas, args.l1, args.l2, _core.get_num_threads(), peers=not args.no_peers,
-                           many=args.many)
+                           many=args.many, probe=args.probe)
     rows = measure_all(groups, ctx)
     finish(rows, args.out, "cpu_kernels", facts)
     return 0

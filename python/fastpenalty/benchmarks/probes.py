@@ -1,7 +1,9 @@
 """Bandwidth probes: the simplest loop with the same memory traffic as the measured work.
 
 CPU: the core's own ``probe_add`` (g += w) and ``probe_sum`` (read-only sum), which run on
-the same thread pool and threads as the penalty kernels. Device tensors: torch's own
+the same thread pool and threads as the penalty kernels; or (``--probe torch`` of the kernel
+benches) torch's ``add_`` / ``sum`` over the same NumPy buffers, so that every measured call
+starts right after a torch op, as it does in a training step. Device tensors: torch's own
 ``_foreach_add_`` / ``add_`` / ``sum``. Probes return None, so their results are never
 compared with penalty values.
 """
@@ -82,3 +84,16 @@ def torch_sum(w) -> Candidate:
             torch.sum(w)
 
     return Candidate(PROBE, run, compare=False, variant="torch sum flat")
+
+
+def numpy_pair(kind: str, w, g=None) -> Candidate:
+    """The probe of NumPy buffers w (and g: the g += w probe, else the read-only sum): the
+    core's (kind 'core') or torch's over the same memory (kind 'torch')."""
+    if kind == "core":
+        return core_add(w, g) if g is not None else core_sum(w)
+    if kind != "torch":
+        raise ValueError(f"unknown probe kind {kind!r} (core or torch)")
+    import torch
+
+    tw = torch.from_numpy(w)
+    return torch_add(tw, torch.from_numpy(g)) if g is not None else torch_sum(tw)
