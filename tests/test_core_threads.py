@@ -1,6 +1,7 @@
 """Determinism: bit-identical values and gradients across repeated runs and across 1, 2 and 3
-threads (sizes that are not multiples of the chunk included); the thread-count controls; calls
-from several Python threads at once."""
+threads (sizes that are not multiples of the chunk included), on the library's own workers and
+on the process's OpenMP team (torch's libgomp); the thread-count controls; calls from several
+Python threads at once; a forked child of a process that used the OpenMP team."""
 import os
 import subprocess
 import sys
@@ -93,3 +94,77 @@ def test_concurrent_calls_from_python_threads(weights):
         t.join()
     for i in range(len(ws)):
         assert all(r == expected[i] for r in got[i])
+
+
+@pytest.fixture
+def openmp_in_process():
+    """torch imported, so its libgomp is in the process's global scope; the OpenMP route is
+    switched back on after the test."""
+    pytest.importorskip("torch")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("torch's OpenMP runtime is libgomp on Linux only")
+    try:
+        yield fastpenalty._core
+    finally:
+        fastpenalty._core.use_openmp(True)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_openmp_team_and_own_workers_give_the_same_bits(openmp_in_process, weights, set_threads, threads):
+    core = openmp_in_process
+    set_threads(threads)
+    w = weights(5 * CHUNK + 123, np.float32)
+    ws = [weights(m, dt) for m in (3 * CHUNK + 1, CHUNK, 7) for dt in (np.float32, np.float64, np.float16)]
+    results = {}
+    for route, enabled in (("openmp", True), ("threads", False)):
+        core.use_openmp(enabled)
+        results[route] = run_everything(w, ws)
+        assert core.last_pool() == route
+        prox_w = [x.copy() for x in ws]
+        results[route].append(fastpenalty.prox_many_(prox_w, 0.1, 0.013, 0.021))
+        results[route] += [x.tobytes() for x in prox_w]
+        assert core.last_pool() == route
+    assert results["openmp"] == results["threads"]
+
+
+FORK_CHILD = """
+import os, sys, numpy as np, torch, fastpenalty
+from fastpenalty import _core
+fastpenalty.set_num_threads(2)
+w = np.linspace(-1, 1, 40 * fastpenalty._core.CHUNK, dtype=np.float32)
+parent = fastpenalty.l1_l2(w, 0.013, 0.021)
+assert _core.last_pool() == "openmp", _core.last_pool()
+pid = os.fork()
+if pid == 0:
+    _core.use_openmp(True)  # cannot switch it on in a child
+    ok = fastpenalty.l1_l2(w, 0.013, 0.021) == parent and _core.last_pool() == "threads"
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_runs_on_the_library_workers(openmp_in_process):
+    # libgomp's team does not survive fork(): a child that entered it would hang.
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+TORCH_LATER = """
+import numpy as np, fastpenalty
+from fastpenalty import _core
+fastpenalty.set_num_threads(2)
+w = np.linspace(-1, 1, 40 * _core.CHUNK, dtype=np.float32)
+before = fastpenalty.l1_l2(w, 0.013, 0.021)
+print(_core.last_pool())
+import torch
+torch.sum(torch.ones(10))
+assert fastpenalty.l1_l2(w, 0.013, 0.021) == before
+print(_core.last_pool())
+"""
+
+
+def test_torch_imported_after_the_first_call_is_still_found(openmp_in_process):
+    out = subprocess.run([sys.executable, "-c", TORCH_LATER], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["threads", "openmp"]

@@ -1,7 +1,9 @@
 #include "cpu/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 
@@ -15,9 +17,64 @@
 
 #include "cpu/config.h"
 #include "fastpenalty/fastpenalty.h"
+#include "fastpenalty/fastpenalty_experimental.h"
 
 namespace fp::cpu {
 namespace {
+
+// Which way the last call that had more than one part ran them (fp_experimental_last_pool).
+std::atomic<const char*> g_last_pool{"none"};
+std::atomic<bool> g_openmp_allowed{true};  // fp_experimental_use_openmp
+std::atomic<bool> g_forked_child{false};
+
+// The OpenMP runtime the process already has, when it has one in its global scope: libgomp, as
+// torch loads it. Running the parts on its team rather than on this pool's workers matters on a
+// small machine: after any torch op, torch's OpenMP worker spins on its core for milliseconds, so
+// a worker of this pool shared a core with it (2-core AMD EPYC Zen 3, float32 on 1e8 elements,
+// each call right after a torch op: value at 0.80 of torch.sum and accumulate at 0.81 of add_,
+// against 0.94 and 0.94 on torch's team; bench/results/ab_openmp_team_*). Looked up, never
+// loaded: a process without it keeps this pool. GOMP_parallel and omp_get_thread_num /
+// omp_get_num_threads are libgomp's stable C ABI. libgomp ends the process when it cannot create
+// a team thread, as it would on torch's next parallel op.
+struct OpenMp {
+  void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
+  int (*thread_num)() = nullptr;
+  int (*num_threads)() = nullptr;
+};
+
+// Looked up again on every multi-part call until found (a few dlsym calls against work of at least
+// kParallelMinElements elements), since torch may be imported after the first call. Called with
+// the pool's run mutex held.
+const OpenMp& openmp() {
+  static OpenMp o;
+  if (!o.parallel) {
+    OpenMp r;
+    r.parallel = reinterpret_cast<decltype(r.parallel)>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
+    r.thread_num = reinterpret_cast<decltype(r.thread_num)>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
+    r.num_threads = reinterpret_cast<decltype(r.num_threads)>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
+    if (r.parallel && r.thread_num && r.num_threads) o = r;
+  }
+  return o;
+}
+
+// libgomp's team does not survive fork() (a child that enters it hangs): a child runs on this
+// pool's workers, whatever fp_experimental_use_openmp says. Registered at load, so a fork before
+// the first call is covered too.
+const int g_openmp_fork_guard = pthread_atfork(nullptr, nullptr, [] { g_forked_child.store(true); });
+
+struct OpenMpJob {
+  PartFn fn;
+  void* ctx;
+  int parts;
+  const OpenMp* omp;
+};
+
+// Each member of the team runs the parts of its index; a team smaller than asked runs them all.
+void run_team_member(void* p) {
+  const auto& job = *static_cast<const OpenMpJob*>(p);
+  const int size = std::max(job.omp->num_threads(), 1);
+  for (int part = job.omp->thread_num(); part < job.parts; part += size) job.fn(job.ctx, part, job.parts);
+}
 
 int default_threads() {
   if (const int n = env_config().num_threads; n >= 1) return n;
@@ -45,8 +102,16 @@ class Pool {
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
     if (parts <= 1 || !busy.owns_lock()) {  // single piece, or another caller holds the pool
       for (int p = 0; p < parts; ++p) fn(ctx, p, parts);
+      if (parts > 1) g_last_pool.store("caller");
       return;
     }
+    if (const OpenMp& omp = openmp(); omp.parallel && g_openmp_allowed.load() && !g_forked_child.load()) {
+      OpenMpJob job{fn, ctx, parts, &omp};
+      omp.parallel(run_team_member, &job, unsigned(parts), 0);
+      g_last_pool.store("openmp");
+      return;
+    }
+    g_last_pool.store("threads");
     start_workers();
     // Workers that could not be started (thread creation failed) simply leave fewer parts.
     const int available = int(workers_.size()) + 1;
@@ -156,5 +221,14 @@ Pool& pool() {
 int pool_num_threads() { return pool().threads(); }
 void pool_set_num_threads(int n) { pool().set_threads(n < 1 ? 1 : n); }
 void pool_run(int parts, PartFn fn, void* ctx) { pool().run(parts, fn, ctx); }
+
+}  // namespace fp::cpu
+
+extern "C" {
+void fp_experimental_use_openmp(int enabled) { fp::cpu::g_openmp_allowed.store(enabled != 0); }
+const char* fp_experimental_last_pool(void) { return fp::cpu::g_last_pool.load(); }
+}
+
+namespace fp::cpu {
 
 }  // namespace fp::cpu

@@ -1,6 +1,8 @@
 // The library's persistent worker pool. A call splits its work into `parts` pieces; the caller runs
-// piece 0 and sleeping workers run the rest. Results must not depend on which thread runs a piece
-// (ops.cpp writes one partial per fixed chunk), so a busy pool simply runs a call on its caller.
+// piece 0 and sleeping workers run the rest, or the process's OpenMP team runs them all where the
+// process already has one (torch's libgomp; not in a forked child). Results must not depend on
+// which thread runs a piece (ops.cpp writes one partial per fixed chunk), so a busy pool simply
+// runs a call on its caller.
 #pragma once
 
 namespace fp::cpu {

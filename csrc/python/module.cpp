@@ -191,6 +191,10 @@ PYBIND11_MODULE(_core, m) {
   fp_prox_binding::add_to(m);
   m.def("fail_next_allocations", &fp_experimental_fail_next_allocations, py::arg("n"),
         "Test hook (experimental): the chunk-table allocation of the next n calls fails (MemoryError).");
+  m.def("use_openmp", [](bool enabled) { fp_experimental_use_openmp(enabled ? 1 : 0); }, py::arg("enabled"),
+        "Experimental: whether multi-part calls may run on the process's OpenMP team (torch's libgomp).");
+  m.def("last_pool", [] { return std::string(fp_experimental_last_pool()); },
+        "Experimental: how the last multi-part call ran its parts: openmp, threads, caller or none.");
   m.attr("MAX_THREADS") = FP_MAX_THREADS;
   if (const std::string warning = fp_config_warning(); !warning.empty()) {
     if (PyErr_WarnEx(PyExc_RuntimeWarning, ("fastpenalty: " + warning).c_str(), 1) != 0) throw py::error_already_set();

@@ -22,6 +22,14 @@ FP_API fp_status fp_probe_sum(const void* w, int64_t n, int32_t dtype, double* o
  * clears a pending count. */
 FP_API void fp_experimental_fail_next_allocations(int n);
 
+/* Whether a call with more than one part may run them on the process's OpenMP team (libgomp's
+ * GOMP_parallel, when the process already has it, as torch's; on by default, off in a forked
+ * child) instead of the library's own workers. The results are the same either way. */
+FP_API void fp_experimental_use_openmp(int enabled);
+/* How the last call with more than one part ran them: "openmp", "threads" (the library's
+ * workers), "caller" (the pool was busy: all on the calling thread), or "none" before any. */
+FP_API const char* fp_experimental_last_pool(void);
+
 #ifdef __cplusplus
 }
 #endif
