@@ -228,7 +228,3 @@ extern "C" {
 void fp_experimental_use_openmp(int enabled) { fp::cpu::g_openmp_allowed.store(enabled != 0); }
 const char* fp_experimental_last_pool(void) { return fp::cpu::g_last_pool.load(); }
 }
-
-namespace fp::cpu {
-
-}  // namespace fp::cpu
