@@ -46,8 +46,9 @@ inline int parts_for(const std::vector<int64_t>& first, int64_t count, const int
 // The chunks of one call not yet claimed. Parts claim runs of chunks as they go rather than each
 // taking a fixed share, so a part whose thread is slowed takes fewer and none waits on another.
 // Measured on a 2-core AMD EPYC (Zen 3) with torch in the process: after a torch op, torch's
-// OpenMP worker keeps spinning on one core for milliseconds, and a fixed half-and-half split ran
-// fastpenalty's value at 0.6-0.8 of torch.sum's speed, the part on the shared core finishing last.
+// OpenMP worker keeps spinning on one core for milliseconds, and with a fixed half each the
+// float32 value ran at 0.74 of torch.sum, against 0.84 claimed this way
+// (bench/results/ab_chunk_claims_value_torchprobe.csv).
 struct ChunkClaims {
   std::atomic<int64_t> next{0};
 };
