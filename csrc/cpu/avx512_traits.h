@@ -13,12 +13,15 @@ static inline __mmask16 mask16(int n) { return __mmask16((1u << n) - 1u); }
 static inline __mmask8 mask8(int n) { return __mmask8((1u << n) - 1u); }
 static inline __mmask32 mask32(int n) { return n >= 32 ? ~__mmask32(0) : __mmask32((1u << n) - 1u); }
 
-// No software prefetch for 32- and 64-bit storage (kernel_loops.h): on the AMD EPYC with AVX-512
-// (2 cores, KVM) it cut accumulate and value from about 0.98 of the probes to 0.83-0.89, while the
-// 16-bit types, with more instructions per cache line, gained (float16 accumulate 0.84 -> 0.99).
+// Four sums per value loop (kernel_loops.h) on every AVX-512 type: a 512-bit register is a whole
+// cache line of fp32, and with two the loop's add chains were its limit in cache (131072 fp32 on
+// one core of the AMD EPYC with AVX512_BF16: 0.69 -> 0.88 of the core's read probe,
+// bench/results/ab_avx512_value_incache_1thread.csv).
+constexpr int kAvx512ValueSums = 4;
+
 struct Avx512F64 {
   static constexpr int32_t kDtype = FP_FLOAT64;
-  static constexpr int64_t kPrefetchBytes = 0;
+  static constexpr int kValueSums = kAvx512ValueSums;
   using S = double;
   using C = double;
   using R = __m512d;
@@ -54,6 +57,7 @@ struct Avx512F64 {
 
 // Arithmetic on 16 fp32 lanes, shared by the fp32, fp16 and bf16 storage types.
 struct Avx512F32Ops {
+  static constexpr int kValueSums = kAvx512ValueSums;
   using C = float;
   using R = __m512;
   static constexpr int W = 16;
@@ -104,7 +108,6 @@ struct Avx512F32Ops {
 
 struct Avx512F32 : Avx512F32Ops {
   static constexpr int32_t kDtype = FP_FLOAT32;
-  static constexpr int64_t kPrefetchBytes = 0;
   using S = float;
   static R load(const S* p) { return _mm512_loadu_ps(p); }
   static R load_part(const S* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
@@ -146,7 +149,9 @@ struct Avx512BF16 : Avx512Half<Avx512BF16> {
 // elements (the low half of each 32-bit lane, shifted up) and the odd ones (the high half, masked).
 // Two operations widen 32 elements, with no cross-lane shuffle (as the AVX2 kernel does); every
 // operation is per lane, so the results are those of Avx512BF16. Narrow is the rounding: in
-// software here (SoftwareBF16Narrowing), with vcvtne2ps2bf16 in kernels_avx512_bf16.cpp.
+// software here (SoftwareBF16Narrowing), with vcvtne2ps2bf16 in kernels_avx512_bf16.cpp. The
+// value loop loads |w| (load_abs): one AND clears the sign bits of 32 elements in the widening
+// (in cache, one core: 51 -> 77 GB/s against the 16-lane loop, the same CSV).
 struct SoftwareBF16Narrowing {
   static __m512i upper_halves() { return _mm512_set1_epi32(int(0xffff0000u)); }
   // r rounded to bf16 (to nearest even; a NaN stays a NaN, quieted) in the upper 16 bits of each lane.
@@ -171,6 +176,7 @@ struct Avx512BF16Register {
 template <class Narrow>
 struct Avx512BF16Pairs : loops::Halves<Avx512F32Ops, Avx512BF16Register> {
   static constexpr int32_t kDtype = FP_BFLOAT16;
+  static constexpr int kValueSums = kAvx512ValueSums;
   using S = uint16_t;
   static constexpr int W = 32;
 
@@ -179,7 +185,14 @@ struct Avx512BF16Pairs : loops::Halves<Avx512F32Ops, Avx512BF16Register> {
     return {_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)),
             _mm512_castsi512_ps(_mm512_and_si512(v, SoftwareBF16Narrowing::upper_halves()))};
   }
+  static R widen_abs(__m512i v) {
+    loops::in_register(v);
+    return {_mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(v, 16), _mm512_set1_epi32(0x7fffffff))),
+            _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(0x7fff0000)))};
+  }
   static R load(const S* p) { return widen(_mm512_loadu_si512(p)); }
+  static R load_abs(const S* p) { return widen_abs(_mm512_loadu_si512(p)); }
+  static R load_abs_part(const S* p, int n) { return widen_abs(_mm512_maskz_loadu_epi16(mask32(n), p)); }
   static R load_part(const S* p, int n) { return widen(_mm512_maskz_loadu_epi16(mask32(n), p)); }
   static void store(S* p, R r) { _mm512_storeu_si512(p, Narrow::narrow(r.even, r.odd)); }
   static void store_part(S* p, R r, int n) { _mm512_mask_storeu_epi16(p, mask32(n), Narrow::narrow(r.even, r.odd)); }

@@ -34,8 +34,13 @@ struct registers_of<V, std::void_t<decltype(V::kRegisters)>> : std::integral_con
 // the fused loop kFusedSums (blocks of 32 vectors). Error on constant data stays below 3e-7 on
 // every ISA. The value loop reads one cache line per step (at least two vectors): measured on the
 // AMD EPYC (Zen 3), wider steps kept fewer lines in flight and read slower.
+// Traits may set their own count (V::kValueSums).
+template <class V, class = void>
+struct value_sums_of : std::integral_constant<int, std::max<int>(2, int(64 / (V::W * int64_t(sizeof(typename V::S)))))> {};
 template <class V>
-constexpr int kValueSums = std::max<int>(2, int(64 / (V::W * int64_t(sizeof(typename V::S)))));
+struct value_sums_of<V, std::void_t<decltype(V::kValueSums)>> : std::integral_constant<int, V::kValueSums> {};
+template <class V>
+constexpr int kValueSums = value_sums_of<V>::value;
 template <class V>
 constexpr int64_t kValueBlock = 32 * kValueSums<V> * V::W;
 template <class V>
@@ -58,20 +63,17 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // Software prefetch, kPrefetchBytes ahead of the loads, one per cache line. On the AMD EPYC (Zen 3,
 // KVM, 2 cores) this was measured on, the hardware prefetchers alone left the value loop at 0.8-0.9
 // of the read probe (16-bit types: about 0.7): the more instructions a cache line costs, the fewer
-// lines the out-of-order window keeps in flight. A prefetch past the end of a buffer cannot fault.
-// Traits may set their own distance (kPrefetchBytes; 0: none); FP_PREFETCH_BYTES overrides every
-// ISA's, for measuring.
+// lines the out-of-order window keeps in flight. On the AMD EPYC with AVX-512 it took the fp32 and
+// fp64 value from 0.93 and 0.95 of torch.sum to 0.98 (bench/results/ab_avx512_value_torchprobe.csv).
+// A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets another
+// distance, for measuring.
 constexpr int64_t kCacheLine = 64;
-template <class V, class = void>
-struct prefetch_bytes_of : std::integral_constant<int64_t, 4096> {};
-template <class V>
-struct prefetch_bytes_of<V, std::void_t<decltype(V::kPrefetchBytes)>> : std::integral_constant<int64_t, V::kPrefetchBytes> {};
 #ifdef FP_PREFETCH_BYTES
 template <class V>
 constexpr int64_t kPrefetchBytes = FP_PREFETCH_BYTES;
 #else
 template <class V>
-constexpr int64_t kPrefetchBytes = prefetch_bytes_of<V>::value;
+constexpr int64_t kPrefetchBytes = 4096;
 #endif
 
 template <class V, int64_t kBytes>
@@ -126,6 +128,27 @@ struct Halves {
   static R from_d(const typename D::R* d) { return {F::from_d(d), F::from_d(d + Ops::DW)}; }
 };
 
+// |w| loaded: V::load_abs / load_abs_part where the traits have them, else abs of the load.
+template <class V, class = void>
+struct has_load_abs : std::false_type {};
+template <class V>
+struct has_load_abs<V, std::void_t<decltype(V::load_abs(nullptr))>> : std::true_type {};
+template <class V>
+static inline typename V::R load_abs(const typename V::S* p) {
+  if constexpr (has_load_abs<V>::value) {
+    return V::load_abs(p);
+  } else {
+    typename V::R x = V::load(p);
+    in_register(x);
+    return V::abs(x);
+  }
+}
+template <class V>
+static inline typename V::R load_abs_part(const typename V::S* p, int n) {
+  if constexpr (has_load_abs<V>::value) return V::load_abs_part(p, n);
+  else return V::abs(V::load_part(p, n));
+}
+
 template <class V>
 static ChunkSums value_block(const void* wp, int64_t n) {
   using R = typename V::R;
@@ -138,15 +161,14 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   for (; i + A * W <= n; i += A * W) {
     prefetch_read<V, A * W * int64_t(sizeof(typename V::S))>(w + i);
     for (int k = 0; k < A; ++k) {
-      R x = V::load(w + i + k * W);
-      in_register(x);
-      a[k] = V::add(a[k], V::abs(x));
+      const R x = load_abs<V>(w + i + k * W);  // |w| * |w| == w * w exactly
+      a[k] = V::add(a[k], x);
       q[k] = V::fma(x, x, q[k]);
     }
   }
   for (int k = 0; i < n; i += W, ++k) {  // fewer than A more whole or partial vectors
-    const R x = (n - i >= W) ? V::load(w + i) : V::load_part(w + i, int(n - i));
-    a[k] = V::add(a[k], V::abs(x));
+    const R x = (n - i >= W) ? load_abs<V>(w + i) : load_abs_part<V>(w + i, int(n - i));
+    a[k] = V::add(a[k], x);
     q[k] = V::fma(x, x, q[k]);
   }
   for (int k = 1; k < A; ++k) {

@@ -127,7 +127,8 @@ static int64_t prox_in_precision(void* w, int64_t n, double t, double d) {
   return prox_pass<V, WIDE, true>(w, n, t, d);
 }
 
-template <class V>
+// VALUE: the traits of the table's value kernel for this dtype, whose sums the prox must equal.
+template <class V, class VALUE = V>
 static ChunkSums prox_chunk(void* w, int64_t n, double lr, double l1, double l2, int64_t* zeros) {
   if (fp_prox_writes(lr, l1, l2)) {
     const double t = fp_prox_shrink(lr, l1), s = fp_prox_decay(lr, l2), d = 1.0 + s;
@@ -136,16 +137,17 @@ static ChunkSums prox_chunk(void* w, int64_t n, double lr, double l1, double l2,
   } else {
     *zeros += count_zeros<V>(w, n);
   }
-  return value_chunk<V>(w, n);
+  return value_chunk<VALUE>(w, n);
 }
 
-// The table with its prox kernels (each ISA file's table goes through this once).
-template <class F32, class F64, class F16, class BF16>
+// The table with its prox kernels (each ISA file's table goes through this once). BF16_VALUE: the
+// traits the table's bf16 value kernel uses, where they differ from BF16.
+template <class F32, class F64, class F16, class BF16, class BF16_VALUE = BF16>
 static KernelTable with_prox(KernelTable t) {
   t.prox[FP_FLOAT32] = prox_chunk<F32>;
   t.prox[FP_FLOAT64] = prox_chunk<F64>;
   t.prox[FP_FLOAT16] = prox_chunk<F16>;
-  t.prox[FP_BFLOAT16] = prox_chunk<BF16>;
+  t.prox[FP_BFLOAT16] = prox_chunk<BF16, BF16_VALUE>;
   return t;
 }
 
