@@ -65,28 +65,34 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // of the read probe (16-bit types: about 0.7): the more instructions a cache line costs, the fewer
 // lines the out-of-order window keeps in flight. On the AMD EPYC with AVX-512 it took the fp32 and
 // fp64 value from 0.93 and 0.95 of torch.sum to 0.98 (bench/results/ab_avx512_value_torchprobe.csv).
-// A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets another
+// The value loop of 16-bit types on AVX-512 prefetches twice as far (V::kValuePrefetchBytes): on
+// one core their value went from 0.91-0.93 of torch.sum to 0.97 with 8 KB
+// (bench/results/ab_avx512_16bit_value_prefetch_{1,2}thread.csv), while their fused loop measured
+// slower with it (0.99-1.00 -> 0.96-0.97, ab_avx512_16bit_prefetch8k_accumulate_1thread.csv).
+// A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets every
 // distance, for measuring.
 constexpr int64_t kCacheLine = 64;
 #ifdef FP_PREFETCH_BYTES
-template <class V>
+constexpr bool kPrefetchSet = true;
 constexpr int64_t kPrefetchBytes = FP_PREFETCH_BYTES;
 #else
-template <class V>
+constexpr bool kPrefetchSet = false;
 constexpr int64_t kPrefetchBytes = 4096;
 #endif
+template <class V, class = void>
+struct value_prefetch_of : std::integral_constant<int64_t, kPrefetchBytes> {};
+template <class V>
+struct value_prefetch_of<V, std::void_t<decltype(V::kValuePrefetchBytes)>>
+    : std::integral_constant<int64_t, kPrefetchSet ? kPrefetchBytes : V::kValuePrefetchBytes> {};
+template <class V>
+constexpr int64_t kValuePrefetchBytes = value_prefetch_of<V>::value;
 
-template <class V, int64_t kBytes>
-static inline void prefetch_read(const void* p) {
-  if constexpr (kPrefetchBytes<V> > 0)
+// One prefetch per cache line of the kBytes at p + kDistance (for writing: WRITE).
+template <int64_t kDistance, int64_t kBytes, bool WRITE = false>
+static inline void prefetch(const void* p) {
+  if constexpr (kDistance > 0)
     for (int64_t b = 0; b < kBytes; b += kCacheLine)
-      __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes<V> + b, 0, 3);
-}
-template <class V, int64_t kBytes>
-static inline void prefetch_write(const void* p) {
-  if constexpr (kPrefetchBytes<V> > 0)
-    for (int64_t b = 0; b < kBytes; b += kCacheLine)
-      __builtin_prefetch(static_cast<const char*>(p) + kPrefetchBytes<V> + b, 1, 3);
+      __builtin_prefetch(static_cast<const char*>(p) + kDistance + b, WRITE ? 1 : 0, 3);
 }
 
 // Keeps a loaded vector in a register: without this GCC folds the load into both the abs and the
@@ -159,7 +165,7 @@ static ChunkSums value_block(const void* wp, int64_t n) {
   for (int k = 0; k < A; ++k) a[k] = q[k] = V::zero();
   int64_t i = 0;
   for (; i + A * W <= n; i += A * W) {
-    prefetch_read<V, A * W * int64_t(sizeof(typename V::S))>(w + i);
+    prefetch<kValuePrefetchBytes<V>, A * W * int64_t(sizeof(typename V::S))>(w + i);
     for (int k = 0; k < A; ++k) {
       const R x = load_abs<V>(w + i + k * W);  // |w| * |w| == w * w exactly
       a[k] = V::add(a[k], x);
@@ -254,8 +260,8 @@ static ChunkSums fused_block(const void* wp, void* gp, int64_t n, const Factors<
   };
   int64_t i = 0;
   for (; i + U * W <= n; i += U * W) {
-    prefetch_read<V, kStepBytes>(w + i);
-    if constexpr (ACCUMULATE) prefetch_write<V, kStepBytes>(g + i);
+    prefetch<kPrefetchBytes, kStepBytes>(w + i);
+    if constexpr (ACCUMULATE) prefetch<kPrefetchBytes, kStepBytes, true>(g + i);
     for (int k = 0; k < U; ++k) one(k, i + k * W);
   }
   for (int k = 0; i + W <= n; i += W, ++k) one(k, i);  // fewer than U whole vectors
