@@ -59,6 +59,23 @@ def test_ratios_pair_each_call_with_the_probes_around_it():
         _metric(result, "fastpenalty", "fastpenalty_speedup")
 
 
+def test_each_round_starts_one_candidate_later():
+    calls = []
+
+    def timer(fn):
+        calls.append(fn())
+        return 1.0
+
+    group = Group(case="c", api="numpy", mode="value", n_elements=1, n_tensors=1, dtype="float32",
+                  bytes_per_call=4, probe=Candidate("probe", lambda: "p", compare=False),
+                  candidates=[Candidate("fastpenalty", lambda: "a"), Candidate("build", lambda: "b", variant="x"),
+                              Candidate("build", lambda: "c", variant="y")])
+    measure_group(group, Settings(warmup=0, repeats=4, min_repeats=4, max_seconds=1e9), timer=timer)
+    rounds = ["".join(c for c in calls[k * 7:(k + 1) * 7] if c != "p") for k in range(4)]
+    assert rounds == ["abc", "bca", "cab", "abc"]
+    assert all(set(calls[k * 7:(k + 1) * 7:2]) == {"p"} for k in range(4))  # every call between two probes
+
+
 def test_a_drifting_probe_is_averaged_around_the_call():
     times = iter([1.0, 4.0, 3.0])  # probe before, candidate, probe after
 

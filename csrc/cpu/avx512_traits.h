@@ -118,7 +118,7 @@ struct Avx512F32 : Avx512F32Ops {
 // 16-bit storage: 16 elements per 256-bit load, widened to 16 fp32 lanes.
 template <class Derived>
 struct Avx512Half : Avx512F32Ops {
-  static constexpr int64_t kValuePrefetchBytes = 8192;  // kernel_loops.h
+  static constexpr int64_t kValuePrefetchBytes = 8192;  // kernel_loops.h: for the float16 value
   using S = uint16_t;
   static R load(const S* p) { return Derived::widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static R load_part(const S* p, int n) { return Derived::widen(_mm256_maskz_loadu_epi16(mask16(n), p)); }
@@ -178,7 +178,6 @@ template <class Narrow>
 struct Avx512BF16Pairs : loops::Halves<Avx512F32Ops, Avx512BF16Register> {
   static constexpr int32_t kDtype = FP_BFLOAT16;
   static constexpr int kValueSums = kAvx512ValueSums;
-  static constexpr int64_t kValuePrefetchBytes = 8192;  // kernel_loops.h
   using S = uint16_t;
   static constexpr int W = 32;
 

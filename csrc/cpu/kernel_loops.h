@@ -65,10 +65,11 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // of the read probe (16-bit types: about 0.7): the more instructions a cache line costs, the fewer
 // lines the out-of-order window keeps in flight. On the AMD EPYC with AVX-512 it took the fp32 and
 // fp64 value from 0.93 and 0.95 of torch.sum to 0.98 (bench/results/ab_avx512_value_torchprobe.csv).
-// The value loop of 16-bit types on AVX-512 prefetches twice as far (V::kValuePrefetchBytes): on
-// one core their value went from 0.91-0.93 of torch.sum to 0.97 with 8 KB
-// (bench/results/ab_avx512_16bit_value_prefetch_{1,2}thread.csv), while their fused loop measured
-// slower with it (0.99-1.00 -> 0.96-0.97, ab_avx512_16bit_prefetch8k_accumulate_1thread.csv).
+// The float16 value loop on AVX-512 prefetches twice as far (V::kValuePrefetchBytes): on one core
+// it went from 0.94-0.96 of torch.sum to 0.97-0.98 with 8 KB, the builds timed in both orders; the
+// bf16 value gained nothing that way, and both 16-bit fused loops measured slower (0.99-1.00 ->
+// 0.96-0.97; bench/results/ab_avx512_16bit_value_prefetch_rotated.csv,
+// ab_avx512_16bit_prefetch8k_accumulate_1thread.csv).
 // A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets every
 // distance, for measuring.
 constexpr int64_t kCacheLine = 64;
