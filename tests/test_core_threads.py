@@ -98,21 +98,26 @@ def test_concurrent_calls_from_python_threads(weights):
 
 @pytest.fixture
 def openmp_in_process():
-    """torch imported, so its libgomp is in the process's global scope; the OpenMP route is
-    switched back on after the test."""
-    pytest.importorskip("torch")
+    """torch imported, so its libgomp is in the process's global scope; the OpenMP route and
+    torch's thread count are restored after the test."""
+    torch = pytest.importorskip("torch")
     if not sys.platform.startswith("linux"):
         pytest.skip("torch's OpenMP runtime is libgomp on Linux only")
+    torch_threads = torch.get_num_threads()
     try:
         yield fastpenalty._core
     finally:
         fastpenalty._core.use_openmp(True)
+        torch.set_num_threads(torch_threads)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_openmp_team_and_own_workers_give_the_same_bits(openmp_in_process, weights, set_threads, threads):
+    import torch
+
     core = openmp_in_process
     set_threads(threads)
+    torch.set_num_threads(threads)
     w = weights(5 * CHUNK + 123, np.float32)
     ws = [weights(m, dt) for m in (3 * CHUNK + 1, CHUNK, 7) for dt in (np.float32, np.float64, np.float16)]
     results = {}
@@ -125,6 +130,24 @@ def test_openmp_team_and_own_workers_give_the_same_bits(openmp_in_process, weigh
         results[route] += [x.tobytes() for x in prox_w]
         assert core.last_pool() == route
     assert results["openmp"] == results["threads"]
+
+
+def test_more_threads_than_torchs_team_run_on_the_library_workers(openmp_in_process, weights, set_threads):
+    # a larger team would make libgomp create threads, and it ends the process when it cannot
+    import torch
+
+    core = openmp_in_process
+    w = weights(12 * CHUNK + 123, np.float32)  # enough for several parts
+    torch.set_num_threads(2)
+    set_threads(2)
+    team = fastpenalty.l1_l2(w, 0.013, 0.021)
+    assert core.last_pool() == "openmp"
+    set_threads(3)
+    assert fastpenalty.l1_l2(w, 0.013, 0.021) == team
+    assert core.last_pool() == "threads"
+    torch.set_num_threads(3)
+    assert fastpenalty.l1_l2(w, 0.013, 0.021) == team
+    assert core.last_pool() == "openmp"
 
 
 FORK_CHILD = """

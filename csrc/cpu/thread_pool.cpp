@@ -34,12 +34,15 @@ std::atomic<bool> g_forked_child{false};
 // each call right after a torch op: value at 0.80 of torch.sum and accumulate at 0.81 of add_,
 // against 0.94 and 0.94 on torch's team; bench/results/ab_openmp_team_*). Looked up, never
 // loaded: a process without it keeps this pool. GOMP_parallel and omp_get_thread_num /
-// omp_get_num_threads are libgomp's stable C ABI. libgomp ends the process when it cannot create
-// a team thread, as it would on torch's next parallel op.
+// omp_get_num_threads / omp_get_max_threads are libgomp's stable C ABI. A call with more parts
+// than the runtime's team size (omp_get_max_threads: torch.set_num_threads) stays on this pool: a
+// larger team would make libgomp create threads, and libgomp ends the process when it cannot
+// (this pool runs on fewer threads instead), and the extra threads would spin after every op.
 struct OpenMp {
   void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
   int (*thread_num)() = nullptr;
   int (*num_threads)() = nullptr;
+  int (*max_threads)() = nullptr;
 };
 
 // Looked up again on every multi-part call until found (a few dlsym calls against work of at least
@@ -52,7 +55,8 @@ const OpenMp& openmp() {
     r.parallel = reinterpret_cast<decltype(r.parallel)>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
     r.thread_num = reinterpret_cast<decltype(r.thread_num)>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
     r.num_threads = reinterpret_cast<decltype(r.num_threads)>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
-    if (r.parallel && r.thread_num && r.num_threads) o = r;
+    r.max_threads = reinterpret_cast<decltype(r.max_threads)>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    if (r.parallel && r.thread_num && r.num_threads && r.max_threads) o = r;
   }
   return o;
 }
@@ -105,7 +109,8 @@ class Pool {
       if (parts > 1) g_last_pool.store("caller");
       return;
     }
-    if (const OpenMp& omp = openmp(); omp.parallel && g_openmp_allowed.load() && !g_forked_child.load()) {
+    if (const OpenMp& omp = openmp();
+        omp.parallel && g_openmp_allowed.load() && !g_forked_child.load() && parts <= omp.max_threads()) {
       OpenMpJob job{fn, ctx, parts, &omp};
       omp.parallel(run_team_member, &job, unsigned(parts), 0);
       g_last_pool.store("openmp");
