@@ -272,3 +272,35 @@ def test_ab_libraries_reports_a_library_that_cannot_load(tmp_path, capsys):
     missing = tmp_path / "nothing.so"
     assert ab_libraries.main([str(missing), str(missing), *SMOKE]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_ab_by_bandwidth_files_each_call_under_its_probes_speed(tmp_path, capsys):
+    """bench/ab_by_bandwidth.py with two copies of this build: every bin it prints has both
+    builds with a finite positive ratio, the builds compute the same value, and the bins' bounds
+    are where its docstring puts them."""
+    import importlib.util
+    import shutil
+
+    from fastpenalty import _cmake
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("ab_by_bandwidth", os.path.join(root, "bench", "ab_by_bandwidth.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert [script.bin_of(x) for x in (0.0, 58.0, 58.1, 70.0, 70.1)] == ["slow", "slow", "mid", "mid", "fast"]
+
+    paths = []
+    for name in ("new", "old"):
+        (tmp_path / name).mkdir()
+        paths.append(shutil.copy(_cmake.library_path(), tmp_path / name))
+    for mode in ("value", "accumulate"):
+        assert script.main([f"new={paths[0]}", f"old={paths[1]}", "--seconds", "0.3", "--size", "30001",
+                            "--dtype", "bfloat16", "--mode", mode, "--threads", "1"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        bins = [line.split() for line in lines if line.split()[0] in ("slow", "mid", "fast")]
+        assert bins
+        for cells in bins:
+            assert cells[1::3] == ["new", "old"]
+            assert all(math.isfinite(float(r)) and float(r) > 0 for r in cells[2::3])
+        values = [line.split() for line in lines if line.startswith("values ")][0]
+        assert values[1::2] == ["new", "old"] and values[2] == values[4]

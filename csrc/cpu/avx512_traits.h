@@ -180,6 +180,7 @@ struct Avx512BF16Pairs : loops::Halves<Avx512F32Ops, Avx512BF16Register> {
   static constexpr int kValueSums = kAvx512ValueSums;
   using S = uint16_t;
   static constexpr int W = 32;
+  static constexpr int64_t kValuePrefetchBytes = 6144;  // kernel_loops.h: for the bf16 value
 
   static R widen(__m512i v) {
     loops::in_register(v);  // one load feeding both halves
