@@ -67,11 +67,11 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // fp64 value from 0.93 and 0.95 of torch.sum to 0.98 (bench/results/ab_avx512_value_torchprobe.csv).
 // The float16 value loop on AVX-512 prefetches twice as far (V::kValuePrefetchBytes): on one core
 // it went from 0.94-0.96 of torch.sum to 0.97-0.98 with 8 KB, the builds timed in both orders; the
-// bf16 value gained nothing that way at 50 GB/s, and both 16-bit fused loops measured slower (0.99-1.00 ->
+// bf16 value gained nothing that way, and both 16-bit fused loops measured slower (0.99-1.00 ->
 // 0.96-0.97; bench/results/ab_avx512_16bit_value_prefetch_rotated.csv,
 // ab_avx512_16bit_prefetch8k_accumulate_1thread.csv). The bf16 value prefetches 6 KB ahead: in
 // the calls where torch.sum had just read at over 70 GB/s it went from 0.83 of it to 0.88, and
-// at 50-58 GB/s it stayed at 0.99 (bench/results/ab_avx512_bf16_value_prefetch6k_by_bandwidth.txt).
+// at up to 58 GB/s it stayed at 0.99 (bench/results/ab_avx512_bf16_value_prefetch6k_by_bandwidth.txt).
 // A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets every
 // distance, for measuring.
 constexpr int64_t kCacheLine = 64;
