@@ -297,10 +297,14 @@ def test_ab_by_bandwidth_files_each_call_under_its_probes_speed(tmp_path, capsys
         assert script.main([f"new={paths[0]}", f"old={paths[1]}", "--seconds", "0.3", "--size", "30001",
                             "--dtype", "bfloat16", "--mode", mode, "--threads", "1"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        bins = [line.split() for line in lines if line.split()[0] in ("slow", "mid", "fast")]
-        assert bins
-        for cells in bins:
-            assert cells[1::3] == ["new", "old"]
+        rounds = int(lines[0].split(" rounds;")[0].split()[-1])
+        calls = {"new": 0, "old": 0}
+        for cells in (line.split() for line in lines if line.split()[0] in ("slow", "mid", "fast")):
+            names = cells[1::3]
+            assert names in (["new", "old"], ["new"], ["old"])  # a bin a build's calls never fell in is left out
             assert all(math.isfinite(float(r)) and float(r) > 0 for r in cells[2::3])
+            for name, count in zip(names, cells[3::3]):
+                calls[name] += int(count.strip("()"))
+        assert rounds > 0 and calls == {"new": rounds, "old": rounds}  # every round calls each build once
         values = [line.split() for line in lines if line.startswith("values ")][0]
         assert values[1::2] == ["new", "old"] and values[2] == values[4]
