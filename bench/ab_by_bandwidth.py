@@ -14,28 +14,18 @@ fast (> 70 GB/s). Run for long enough to meet both phases.
 
 import argparse
 import collections
-import ctypes as C
+import ctypes
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 from fastpenalty import _dtypes
-from fastpenalty.benchmarks.buffers import filled_like, numpy_weights
+from fastpenalty.benchmarks.ab_libraries import Library
+from fastpenalty.benchmarks.buffers import filled_like, flat_probe_arrays, numpy_weights
 
 BINS = (("slow", float("-inf")), ("mid", 58.0), ("fast", 70.0))
-
-
-def load(path: str, threads: int):
-    lib = C.CDLL(path, mode=C.RTLD_LOCAL)
-    lib.fp_value.argtypes = [C.c_void_p, C.c_int64, C.c_int32, C.c_double, C.c_double, C.POINTER(C.c_double)]
-    lib.fp_accumulate.argtypes = [C.c_void_p, C.c_void_p, C.c_int64, C.c_int32, C.c_double, C.c_double,
-                                  C.POINTER(C.c_double)]
-    if lib.fp_set_num_threads(threads) != 0:
-        raise SystemExit(f"error: {path}: fp_set_num_threads({threads}) failed")
-    return lib
 
 
 def bin_of(gbps: float) -> str:
@@ -51,15 +41,18 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=100_000_000)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    libs = [(spec.partition("=")[0], load(spec.partition("=")[2], args.threads)) for spec in args.libraries]
+    libs = []
+    for spec in args.libraries:
+        lib = Library(*spec.split("=", 1))
+        lib.configure(None, args.threads)
+        libs.append((lib.label, lib))
     torch.set_num_threads(args.threads)
     n, code = args.size, _dtypes.CODES[args.dtype]
     w = numpy_weights(n, args.dtype)
     g = filled_like(w)
-    pw = torch.from_numpy(filled_like(np.empty(w.nbytes // 4, np.float32), 0.01))
-    pg = torch.from_numpy(filled_like(np.empty(w.nbytes // 4, np.float32)))
+    pw, pg = (torch.from_numpy(a) for a in flat_probe_arrays(w.nbytes, "float32"))
     traffic = w.nbytes * (1 if args.mode == "value" else 3)
-    out = C.c_double()
+    out = ctypes.c_double()
     ratios = collections.defaultdict(list)
     end, rnd = time.time() + args.seconds, 0
     while time.time() < end:
@@ -71,15 +64,16 @@ def main(argv=None) -> int:
                 pg.add_(pw)
             t1 = time.perf_counter()
             if args.mode == "value":
-                lib.fp_value(w.ctypes.data, n, code, 1e-5, 1e-4, C.byref(out))
+                status = lib.lib.fp_value(w.ctypes.data, n, code, 1e-5, 1e-4, ctypes.byref(out))
             else:
-                lib.fp_accumulate(w.ctypes.data, g.ctypes.data, n, code, 1e-5, 1e-4, C.byref(out))
+                status = lib.lib.fp_accumulate(w.ctypes.data, g.ctypes.data, n, code, 1e-5, 1e-4, ctypes.byref(out))
             t2 = time.perf_counter()
+            lib.check(status, args.mode)
             ratios[(bin_of(traffic / (t1 - t0) / 1e9), name)].append((t1 - t0) / (t2 - t1))
         rnd += 1
     values = []
     for _name, lib in libs:  # the penalty each build computes, on the same weights
-        lib.fp_value(w.ctypes.data, n, code, 1e-5, 1e-4, C.byref(out))
+        lib.check(lib.lib.fp_value(w.ctypes.data, n, code, 1e-5, 1e-4, ctypes.byref(out)), "value")
         values.append(out.value)
     print(f"# {args.dtype} {args.mode}, {n} elements, {args.threads} threads, {rnd} rounds; "
           "median of probe time / call time (calls)")
