@@ -2,6 +2,7 @@
 schema, that every figure is finite and that every peer computes the same penalty value.
 No timing is asserted."""
 
+import collections
 import math
 import os
 
@@ -274,21 +275,39 @@ def test_ab_libraries_reports_a_library_that_cannot_load(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_ab_by_bandwidth_files_each_call_under_its_probes_speed(tmp_path, capsys):
-    """bench/ab_by_bandwidth.py with two copies of this build: every bin it prints has both
-    builds with a finite positive ratio, the builds compute the same value, and the bins' bounds
-    are where its docstring puts them."""
+def _ab_by_bandwidth_script():
     import importlib.util
-    import shutil
-
-    from fastpenalty import _cmake
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location("ab_by_bandwidth", os.path.join(root, "bench", "ab_by_bandwidth.py"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert [script.bin_of(x) for x in (0.0, 58.0, 58.1, 70.0, 70.1)] == ["slow", "slow", "mid", "mid", "fast"]
+    return script
 
+
+def test_ab_by_bandwidth_bins_are_the_given_bounds_or_the_run_tertiles():
+    script = _ab_by_bandwidth_script()
+    bounds = (58.0, 70.0)
+    assert [script.bin_of(x, bounds) for x in (0.0, 58.0, 58.1, 70.0, 70.1)] == ["slow", "slow", "mid", "mid", "fast"]
+    speeds = [float(x) for x in range(1, 301)]
+    low, high = script.bounds_of(speeds)
+    counts = collections.Counter(script.bin_of(x, (low, high)) for x in speeds)
+    assert counts == {"slow": 100, "mid": 100, "fast": 100}
+    assert script.bounds_of(speeds, bounds) == bounds
+    assert script.bounds_of([42.0]) == (42.0, 42.0)
+    with pytest.raises(Exception):
+        script.parse_bounds("70,58")
+
+
+def test_ab_by_bandwidth_files_each_call_under_the_probe_before_it(tmp_path, capsys):
+    """bench/ab_by_bandwidth.py with two copies of this build: every bin it prints has a finite
+    positive ratio for each candidate in it, the torch control's ratio to itself is 1, each
+    candidate is called once per round, and the builds compute the same value."""
+    import shutil
+
+    from fastpenalty import _cmake
+
+    script = _ab_by_bandwidth_script()
     paths = []
     for name in ("new", "old"):
         (tmp_path / name).mkdir()
@@ -298,13 +317,24 @@ def test_ab_by_bandwidth_files_each_call_under_its_probes_speed(tmp_path, capsys
                             "--dtype", "bfloat16", "--mode", mode, "--threads", "1"]) == 0
         lines = capsys.readouterr().out.splitlines()
         rounds = int(lines[0].split(" rounds;")[0].split()[-1])
-        calls = {"new": 0, "old": 0}
-        for cells in (line.split() for line in lines if line.split()[0] in ("slow", "mid", "fast")):
-            names = cells[1::3]
-            assert names in (["new", "old"], ["new"], ["old"])  # a bin a build's calls never fell in is left out
-            assert all(math.isfinite(float(r)) and float(r) > 0 for r in cells[2::3])
-            for name, count in zip(names, cells[3::3]):
+        calls = {"torch": 0, "new": 0, "old": 0}
+        for cells in (line.split() for line in lines if line.split()[0] in script.BINS):
+            names = cells[1::4]
+            assert set(names) <= set(calls) and len(set(names)) == len(names)
+            assert all(math.isfinite(float(r)) and float(r) > 0 for r in cells[2::4])
+            if "torch" in names:
+                assert cells[3 + 4 * names.index("torch")] == "1.000"
+            for name, count in zip(names, cells[4::4]):
                 calls[name] += int(count.strip("()"))
-        assert rounds > 0 and calls == {"new": rounds, "old": rounds}  # every round calls each build once
+        assert rounds > 0 and calls == {"torch": rounds, "new": rounds, "old": rounds}
         values = [line.split() for line in lines if line.startswith("values ")][0]
         assert values[1::2] == ["new", "old"] and values[2] == values[4]
+
+
+def test_ab_by_bandwidth_refuses_a_missing_library_in_one_line(tmp_path, capsys):
+    script = _ab_by_bandwidth_script()
+    assert script.main([f"new={tmp_path / 'nothing.so'}", "--seconds", "0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nothing.so" in err[0]
+    assert script.main([str(tmp_path / "unnamed.so"), "--seconds", "0.1"]) == 2
+    assert "NAME=PATH" in capsys.readouterr().err

@@ -70,8 +70,11 @@ static ChunkSums checked_sums(ChunkSums fast, const void* w, int64_t n) {
 // bf16 value gained nothing that way, and both 16-bit fused loops measured slower (0.99-1.00 ->
 // 0.96-0.97; bench/results/ab_avx512_16bit_value_prefetch_rotated.csv,
 // ab_avx512_16bit_prefetch8k_accumulate_1thread.csv). The bf16 value prefetches 6 KB ahead: in
-// the calls where torch.sum had just read at over 70 GB/s it went from 0.83 of it to 0.88, and
-// at up to 58 GB/s it stayed at 0.99 (bench/results/ab_avx512_bf16_value_prefetch6k_by_bandwidth.txt).
+// the calls where torch.sum had just read at over 70 GB/s it scored 0.88 of that same probe
+// against 4 KB's 0.83, and 0.99 either way at up to 58 GB/s
+// (bench/results/ab_avx512_bf16_value_prefetch6k_by_bandwidth.txt). That run filed and divided
+// each call by one probe, which puts the fast bin's fractions too low for both builds alike; the
+// gap between the two builds holds.
 // A prefetch past the end of a buffer cannot fault. FP_PREFETCH_BYTES (0: none) sets every
 // distance, for measuring.
 constexpr int64_t kCacheLine = 64;
