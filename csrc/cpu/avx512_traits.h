@@ -122,6 +122,14 @@ struct Avx512Half : Avx512F32Ops {
   using S = uint16_t;
   static R load(const S* p) { return Derived::widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static R load_part(const S* p, int n) { return Derived::widen(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  // |w| for the value loop: the sign bits cleared before the widening, in a 256-bit AND that any
+  // vector port takes, rather than after it in a 512-bit one that competes with vcvtph2ps (two
+  // uops on ports 0 and 5 on Intel) for the only two ports 512-bit work runs on.
+  static __m256i abs_bits(__m256i h) { return _mm256_and_si256(h, _mm256_set1_epi16(0x7fff)); }
+  static R load_abs(const S* p) {
+    return Derived::widen(abs_bits(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+  }
+  static R load_abs_part(const S* p, int n) { return Derived::widen(abs_bits(_mm256_maskz_loadu_epi16(mask16(n), p))); }
   static void store(S* p, R r) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Derived::narrow(r)); }
   static void store_part(S* p, R r, int n) { _mm256_mask_storeu_epi16(p, mask16(n), Derived::narrow(r)); }
 };
