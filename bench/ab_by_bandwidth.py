@@ -30,6 +30,7 @@ import torch
 from fastpenalty import _dtypes
 from fastpenalty.benchmarks.ab_libraries import Library
 from fastpenalty.benchmarks.buffers import filled_like, flat_probe_arrays, numpy_weights
+from fastpenalty.benchmarks.machine import cpu_device, run_facts
 
 BINS = ("slow", "mid", "fast")
 CONTROL = "torch"
@@ -125,6 +126,10 @@ def main(argv=None) -> int:
         values.append(out.value)
     print(f"# {args.dtype} {args.mode}, {n} elements, {args.threads} threads, {rnd} rounds; per bin and "
           f"candidate: median of (probe after / call), that / {CONTROL}'s median, (calls)")
+    first = libs[0][1].lib
+    facts = run_facts(False)
+    print(f"# {cpu_device(first.fp_get_num_threads(), first.fp_get_isa().decode())}, {facts['timestamp']}, torch "
+          f"{torch.__version__} | " + " | ".join(f"{name}: {lib.path}" for name, lib in libs))
     print(f"# bins by the probe before each call: slow <= {bounds[0]:.1f} GB/s < mid <= {bounds[1]:.1f} GB/s < fast")
     for b in BINS:
         control = ratios.get((b, CONTROL))
