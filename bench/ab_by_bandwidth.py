@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--mode", default="value", choices=("value", "accumulate"))
     p.add_argument("--size", type=int, default=100_000_000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--isa", help="force this ISA in every build (default: each one's best)")
     p.add_argument("--bounds", type=parse_bounds, metavar="LOW,HIGH",
                    help="bin bounds in GB/s of the probe before each call (default: its tertiles)")
     args = p.parse_args(argv)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
             if not sep or name == CONTROL:
                 raise RuntimeError(f"{spec!r}: give NAME=PATH, NAME not {CONTROL!r}")
             lib = Library(name, path)
-            lib.configure(None, args.threads)
+            lib.configure(args.isa, args.threads)
             libs.append((name, lib))
     except (OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
