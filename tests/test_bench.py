@@ -338,3 +338,17 @@ def test_ab_by_bandwidth_refuses_a_missing_library_in_one_line(tmp_path, capsys)
     assert len(err) == 1 and err[0].startswith("error:") and "nothing.so" in err[0]
     assert script.main([str(tmp_path / "unnamed.so"), "--seconds", "0.1"]) == 2
     assert "NAME=PATH" in capsys.readouterr().err
+
+
+def test_ab_by_bandwidth_forces_the_isa_it_is_given(tmp_path, capsys):
+    """On a copy of the library: the one the package loaded keeps its ISA and threads."""
+    import shutil
+
+    from fastpenalty import _cmake
+
+    script = _ab_by_bandwidth_script()
+    copy = shutil.copy(_cmake.library_path(), tmp_path)
+    assert script.main([f"a={copy}", "--isa", "scalar", "--seconds", "0.1", "--size", "1001", "--threads", "1"]) == 0
+    assert "1 threads, scalar)" in capsys.readouterr().out.splitlines()[1]
+    assert script.main([f"a={copy}", "--isa", "bogus", "--seconds", "0.1"]) == 2
+    assert "error:" in capsys.readouterr().err
