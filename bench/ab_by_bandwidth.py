@@ -40,8 +40,8 @@ def bounds_of(speeds: list, given=None) -> tuple:
     """(low, high) GB/s: given, or the speeds' tertiles."""
     if given is not None:
         return given
-    if len(speeds) < 2:
-        return speeds[0], speeds[0]
+    if len(speeds) < 2:  # a run too short for tertiles: one bin
+        return (speeds[0], speeds[0]) if speeds else (0.0, 0.0)
     low, high = statistics.quantiles(speeds, n=3)
     return low, high
 

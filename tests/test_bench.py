@@ -294,7 +294,7 @@ def test_ab_by_bandwidth_bins_are_the_given_bounds_or_the_run_tertiles():
     counts = collections.Counter(script.bin_of(x, (low, high)) for x in speeds)
     assert counts == {"slow": 100, "mid": 100, "fast": 100}
     assert script.bounds_of(speeds, bounds) == bounds
-    assert script.bounds_of([42.0]) == (42.0, 42.0)
+    assert script.bounds_of([42.0]) == (42.0, 42.0) and script.bounds_of([]) == (0.0, 0.0)
     with pytest.raises(Exception):
         script.parse_bounds("70,58")
 
