@@ -99,8 +99,14 @@ constexpr int64_t kValuePrefetchBytes = value_prefetch_of<V>::value;
 // prefetches in the fused loops took the bf16 accumulate from 0.95 to 0.92 of add_
 // (bench/results/ab_xeon_prefetch_l2_by_bandwidth.txt). Not measured on the AMD EPYCs, whose
 // figures above predate it.
+// FP_PREFETCH_LOCALITY (0-3, __builtin_prefetch's) sets both, for measuring.
+#ifdef FP_PREFETCH_LOCALITY
+constexpr int kValuePrefetchLocality = FP_PREFETCH_LOCALITY;
+constexpr int kFusedPrefetchLocality = FP_PREFETCH_LOCALITY;
+#else
 constexpr int kValuePrefetchLocality = 2;
 constexpr int kFusedPrefetchLocality = 3;
+#endif
 
 // One prefetch per cache line of the kBytes at p + kDistance (for writing: WRITE).
 template <int64_t kDistance, int64_t kBytes, bool WRITE = false, int LOCALITY = kFusedPrefetchLocality>
